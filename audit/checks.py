@@ -1,0 +1,227 @@
+"""Row-level checks of a batch, as SQL composed from the catalogue.
+
+Each column of :mod:`audit.contract` gets one ``CASE`` expression that yields
+the reason a value is bad, or NULL when it is good. The loader runs them
+set-wise over a batch's raw partition to fill ``audit.quarantine``; the typed
+merge into ``core`` uses :func:`typed_expr`. Identifiers and literals here come
+from the catalogue only, never from a file.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from audit import contract
+from audit.contract import Column, FileSpec
+
+MISSING = "missing required value"
+UNKNOWN_PATIENT = "unknown patient_id: not in patients.csv of this batch or an earlier one"
+DUPLICATE_KEY = "duplicate id: the same id is on more than one line of this file"
+ENDED_BEFORE_ENROLLED = "ended_on is before enrolled_on"
+
+
+def column_ref(col: str, alias: str = "r") -> sql.Composable:
+    return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(col))
+
+
+def reason_expr(col: Column, alias: str = "r") -> sql.Composable:
+    """A CASE expression: the reason ``col`` is bad in a row, else NULL."""
+    c = column_ref(col.name, alias)
+    lit = sql.Literal
+    whens: list[sql.Composable] = [
+        sql.SQL("when coalesce({c}, '') = '' then {r}").format(
+            c=c, r=lit(MISSING) if col.required else sql.NULL
+        )
+    ]
+
+    def when(cond: str, reason: str, **params: object) -> None:
+        whens.append(
+            sql.SQL("when " + cond + " then {reason}").format(
+                c=c, reason=lit(reason), **{k: lit(v) for k, v in params.items()}
+            )
+        )
+
+    kind = col.kind
+    if kind == contract.ID:
+        when("{c} !~ {p}", "invalid id: expected 1-64 characters of A-Z a-z 0-9 . _ -",
+             p=contract.ID_PATTERN)  # fmt: skip
+    elif kind == contract.NCT:
+        when("{c} !~ {p}", "invalid trial id: expected NCT and 8 digits", p=contract.NCT_PATTERN)
+    elif kind == contract.DATE:
+        when("not audit.is_calendar_date({c})",
+             "invalid date: expected an existing date YYYY-MM-DD between 1900 and 2099")  # fmt: skip
+    elif kind == contract.INT:
+        when("{c} !~ {p}", "not a whole number", p=contract.INT_PATTERN)
+        if col.min_value is not None and col.max_value is not None:
+            when("{c}::integer not between {lo} and {hi}",
+                 f"out of range: expected {col.min_value} to {col.max_value}",
+                 lo=col.min_value, hi=col.max_value)  # fmt: skip
+    elif kind == contract.DECIMAL:
+        when("{c} !~ {p}", "not a decimal number", p=contract.DECIMAL_PATTERN)
+        when("{c}::numeric <= 0", "must be greater than 0")
+    elif kind == contract.ENUM:
+        when("{c} <> all({v})", "not one of: " + " ".join(col.values), v=list(col.values))
+    elif kind == contract.BOOL:
+        when("lower({c}) not in ('true', 'false')", "expected true or false")
+    elif kind == contract.TEXT:
+        when("length({c}) > 1000", "longer than 1000 characters")
+    return sql.SQL("case {} end").format(sql.SQL(" ").join(whens))
+
+
+def typed_expr(col: Column, alias: str = "r") -> sql.Composable:
+    """The typed value of ``col`` (only used on rows that passed the checks)."""
+    c = sql.SQL("nullif({}, '')").format(column_ref(col.name, alias))
+    if col.kind == contract.BOOL:
+        return sql.SQL("lower({})::boolean").format(c)
+    if col.sql_type == "text":
+        return c
+    return sql.SQL("{}::{}").format(c, sql.SQL(col.sql_type))
+
+
+def raw_partition(spec: FileSpec, batch_no: int) -> sql.Composable:
+    return sql.Identifier("raw", f"{spec.table}_p{batch_no:06d}")
+
+
+def column_checks_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """Insert one quarantine row per bad value of the batch's file."""
+    exprs = [(c.name, reason_expr(c)) for c in spec.columns]
+    prefilter = sql.SQL(" or ").join(
+        sql.SQL("({}) is not null").format(e) for _, e in exprs
+    )
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {})").format(sql.Literal(name), e) for name, e in exprs
+    )
+    return sql.SQL(
+        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
+        "select {batch_no}, {file}, r.line_no, f.column_name, f.reason "
+        "from (select * from {part} r where {prefilter}) r "
+        "cross join lateral (values {values}) as f(column_name, reason) "
+        "where f.reason is not null"
+    ).format(
+        batch_no=sql.Literal(batch_no),
+        file=sql.Literal(spec.file_name),
+        part=raw_partition(spec, batch_no),
+        prefilter=prefilter,
+        values=values,
+    )
+
+
+def duplicate_key_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    key = sql.Identifier(spec.key)
+    return sql.SQL(
+        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
+        "select {batch_no}, {file}, r.line_no, {key_name}, {reason} "
+        "from {part} r join ("
+        "  select {key} from {part} where coalesce({key}, '') <> '' "
+        "  group by {key} having count(*) > 1) d using ({key})"
+    ).format(
+        batch_no=sql.Literal(batch_no),
+        file=sql.Literal(spec.file_name),
+        key_name=sql.Literal(spec.key),
+        reason=sql.Literal(DUPLICATE_KEY),
+        key=key,
+        part=raw_partition(spec, batch_no),
+    )
+
+
+def not_quarantined(spec: FileSpec, batch_no: int, alias: str = "r") -> sql.Composable:
+    return sql.SQL(
+        "not exists (select 1 from audit.quarantine q where q.batch_no = {b} "
+        "and q.file_name = {f} and q.line_no = {a}.line_no)"
+    ).format(b=sql.Literal(batch_no), f=sql.Literal(spec.file_name), a=sql.Identifier(alias))
+
+
+def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """Rows whose (well-formed) patient_id is in neither this batch nor core."""
+    patients = contract.FILES_BY_TABLE["patients"]
+    return sql.SQL(
+        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
+        "select {batch_no}, {file}, r.line_no, 'patient_id', {reason} "
+        "from {part} r "
+        "where r.patient_id ~ {id_re} "
+        "and not exists (select 1 from {patients} p where p.patient_id = r.patient_id "
+        "                and {p_ok}) "
+        "and not exists (select 1 from core.patients c where c.patient_id = r.patient_id "
+        "                and c.is_current)"
+    ).format(
+        batch_no=sql.Literal(batch_no),
+        file=sql.Literal(spec.file_name),
+        reason=sql.Literal(UNKNOWN_PATIENT),
+        part=raw_partition(spec, batch_no),
+        id_re=sql.Literal(contract.ID_PATTERN),
+        patients=raw_partition(patients, batch_no),
+        p_ok=not_quarantined(patients, batch_no, "p"),
+    )
+
+
+def ended_before_enrolled_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    return sql.SQL(
+        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
+        "select {batch_no}, {file}, r.line_no, 'ended_on', {reason} from {part} r "
+        "where case when audit.is_calendar_date(r.enrolled_on) "
+        "            and audit.is_calendar_date(r.ended_on) "
+        "           then r.ended_on::date < r.enrolled_on::date else false end"
+    ).format(
+        batch_no=sql.Literal(batch_no),
+        file=sql.Literal(spec.file_name),
+        reason=sql.Literal(ENDED_BEFORE_ENROLLED),
+        part=raw_partition(spec, batch_no),
+    )
+
+
+def quarantine_statements(spec: FileSpec, batch_no: int) -> list[sql.Composable]:
+    stmts = [column_checks_sql(spec, batch_no), duplicate_key_sql(spec, batch_no)]
+    if spec.refers_to_patient:
+        stmts.append(unknown_patient_sql(spec, batch_no))
+    if "ended_on_after_enrolled_on" in spec.checks:
+        stmts.append(ended_before_enrolled_sql(spec, batch_no))
+    return stmts
+
+
+def guard_values_sql(spec: FileSpec, batch_no: int, pattern: str) -> sql.Composable:
+    """The first (line, column) of the file whose value matches ``pattern``."""
+    cols = [c for c in spec.columns if c.guarded]
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {})").format(sql.Literal(c.name), column_ref(c.name)) for c in cols
+    )
+    return sql.SQL(
+        "select r.line_no, v.column_name from {part} r "
+        "cross join lateral (values {values}) as v(column_name, value) "
+        "where v.value ~* {pattern} order by r.line_no, v.column_name limit 1"
+    ).format(part=raw_partition(spec, batch_no), values=values, pattern=sql.Literal(pattern))
+
+
+def merge_statements(spec: FileSpec, batch_no: int, as_of_year: int) -> list[sql.Composable]:
+    """Supersede the current versions of the batch's keys, then insert the batch."""
+    part = raw_partition(spec, batch_no)
+    table = sql.Identifier("core", spec.table)
+    key = sql.Identifier(spec.key)
+    ok = not_quarantined(spec, batch_no)
+    supersede = sql.SQL(
+        "update {table} c set is_current = false, superseded_by = {b} "
+        "where c.is_current and c.{key} in (select r.{key} from {part} r where {ok})"
+    ).format(table=table, b=sql.Literal(batch_no), key=key, part=part, ok=ok)
+
+    names = [sql.Identifier(c.name) for c in spec.columns]
+    exprs = [typed_expr(c) for c in spec.columns]
+    if spec.table == "patients":
+        # Safe Harbor: no birth year that makes the patient 90+ at as_of.
+        old = sql.SQL("({} - nullif(r.birth_year, '')::integer >= 90)").format(
+            sql.Literal(as_of_year)
+        )
+        i = spec.column_names.index("birth_year")
+        exprs[i] = sql.SQL("case when {old} then null else {e} end").format(old=old, e=exprs[i])
+        names.append(sql.Identifier("age_90_plus"))
+        exprs.append(sql.SQL("coalesce({}, false)").format(old))
+    insert = sql.SQL(
+        "insert into {table} (batch_no, line_no, {names}) "
+        "select {b}, r.line_no, {exprs} from {part} r where {ok}"
+    ).format(
+        table=table,
+        names=sql.SQL(", ").join(names),
+        b=sql.Literal(batch_no),
+        exprs=sql.SQL(", ").join(exprs),
+        part=part,
+        ok=ok,
+    )
+    return [supersede, insert]

@@ -1,0 +1,127 @@
+"""The ``rxaudit`` command line.
+
+Every command prints progress on stderr and ends with a one-line summary on
+stdout. Errors are one sentence on stderr and an exit code (0 success,
+1 internal error, 2 usage error, 3 a batch was rejected, 4 the database cannot
+be reached); a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from audit import __version__
+from audit.errors import BatchRejected, RxauditError, UsageError
+
+
+def _progress(quiet: bool):
+    def emit(message: str) -> None:
+        if not quiet:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    return emit
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from audit import db
+
+    with db.session(upgrade_schema=False) as conn:
+        applied = db.upgrade(conn)
+    print(f"database {db.describe(db.database_url())}: "
+          f"{len(applied)} migration(s) applied, schema current")  # fmt: skip
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from audit import pipeline
+    from audit.loader import LoadSettings
+
+    if not 0 <= args.max_quarantine_fraction <= 1:
+        raise UsageError("--max-quarantine-fraction must be between 0 and 1")
+    settings = LoadSettings(max_quarantine_fraction=args.max_quarantine_fraction)
+    summary = pipeline.run(
+        [Path(b) for b in args.batch_dirs],
+        Path(args.out),
+        settings=settings,
+        progress=_progress(args.quiet),
+    )
+    counts = summary["counts"]
+    print(
+        f"run {summary['run_id']}: {counts['loaded']} batch(es) loaded, "
+        f"{counts['duplicate']} already loaded, {counts['rejected']} rejected; "
+        f"{summary['rows_in']} rows in, {summary['rows_quarantined']} quarantined; "
+        f"report in {summary['report_dir']}"
+    )
+    return 3 if counts["rejected"] else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rxaudit",
+        description="Prescribing audit for PTSD care over de-identified extracts.",
+    )
+    parser.add_argument("--version", action="version", version=f"rxaudit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_db = sub.add_parser("db", help="database schema commands")
+    db_sub = p_db.add_subparsers(dest="db_command", metavar="SUBCOMMAND")
+    p_up = db_sub.add_parser("upgrade", help="create or migrate the schema")
+    p_up.set_defaults(func=cmd_db_upgrade)
+
+    p_run = sub.add_parser("run", help="ingest batches and write this run's reports")
+    p_run.add_argument("batch_dirs", nargs="+", metavar="BATCH_DIR")
+    p_run.add_argument("--out", required=True, metavar="DIR", help="reports folder")
+    p_run.add_argument(
+        "--max-quarantine-fraction",
+        type=float,
+        default=0.01,
+        metavar="F",
+        help="reject a batch when more than this share of its rows is quarantined (0.01)",
+    )
+    p_run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except BatchRejected as exc:
+        if args.debug:
+            raise
+        print(f"rxaudit: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RxauditError as exc:
+        if args.debug:
+            raise
+        print(f"rxaudit: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rxaudit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a sentence
+        if args.debug:
+            raise
+        print(
+            f"rxaudit: internal error ({type(exc).__name__}); run again with --debug for details",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

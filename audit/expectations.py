@@ -1,0 +1,205 @@
+"""Great Expectations suites for the batch files, kept as code.
+
+One suite per file of the extract format, generated from the catalogue in
+:mod:`audit.contract`: each contract column exists; required columns are not
+null; ids, trial ids, dates, whole numbers and decimals match their formats;
+enumerations are in their sets; ranges (``days_supply`` 1-365, scores 0-80,
+decimals above 0, calendar dates) and referential integrity to patients are
+checked by ``UnexpectedRowsExpectation`` queries.
+
+The suites run as SQL inside PostgreSQL, on the batch's raw partition, inside
+the load's own transaction: GX is handed the loader's connection (see
+:class:`LendableConnection`), so it sees the rows the transaction has copied
+and a rejected batch leaves nothing behind. Results keep counts and
+percentages only: ``partial_unexpected_count`` is 0, so no value of a batch is
+ever stored with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import psycopg
+
+from audit import contract
+from audit.db import LendableConnection
+from audit.contract import FileSpec
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+
+
+@lru_cache(maxsize=1)
+def _gx():
+    for name in ("great_expectations", "great_expectations.core", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.core", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return gx, context
+
+
+def _range_query(spec: FileSpec, col: contract.Column) -> str | None:
+    """SQL text (identifiers from the catalogue) of rows out of range."""
+    c = col.name
+
+    def lit(pattern: str) -> str:  # GX formats the query: braces are doubled
+        return pattern.replace("{", "{{").replace("}", "}}")
+
+    if col.kind == contract.INT and col.min_value is not None:
+        return (
+            f"select line_no from {{batch}} where case when {c} ~ '{lit(contract.INT_PATTERN)}' "
+            f"then {c}::integer not between {col.min_value} and {col.max_value} else false end"
+        )
+    if col.kind == contract.DECIMAL:
+        return (
+            f"select line_no from {{batch}} where case when {c} ~ '{lit(contract.DECIMAL_PATTERN)}' "
+            f"then {c}::numeric <= 0 else false end"
+        )
+    if col.kind == contract.DATE:
+        return (
+            f"select line_no from {{batch}} where {c} <> '' "
+            f"and not audit.is_calendar_date({c})"
+        )
+    return None
+
+
+def build_suite(spec: FileSpec, batch_no: int | None = None):
+    """The expectation suite of one file (``batch_no`` scopes the patient check)."""
+    gx, _ = _gx()
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=f"rxaudit.{spec.table}")
+    for col in spec.columns:
+        suite.add_expectation(gxe.ExpectColumnToExist(column=col.name))
+        if col.required:
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        regex = {
+            contract.ID: contract.ID_PATTERN,
+            contract.NCT: contract.NCT_PATTERN,
+            contract.DATE: contract.DATE_PATTERN,
+            contract.INT: contract.INT_PATTERN,
+            contract.DECIMAL: contract.DECIMAL_PATTERN,
+        }.get(col.kind)
+        if regex:
+            suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=col.name, regex=regex))
+        if col.kind == contract.ENUM:
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.values))
+            )
+        if col.kind == contract.BOOL:
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToMatchRegex(column=col.name, regex="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")
+            )
+        query = _range_query(spec, col)
+        if query:
+            suite.add_expectation(
+                gxe.UnexpectedRowsExpectation(
+                    unexpected_rows_query=query,
+                    description=f"{col.name}: values in range",
+                )
+            )
+    suite.add_expectation(
+        gxe.ExpectColumnValuesToBeUnique(column=spec.key)
+    )
+    if spec.refers_to_patient and batch_no is not None:
+        ident = f"raw.patients_p{batch_no:06d}"  # the partition the loader created
+        suite.add_expectation(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=(
+                    "select r.line_no from (select * from {batch}) r where not exists (select 1 from "
+                    f"{ident} p where p.patient_id = r.patient_id) and not exists ("
+                    "select 1 from core.patients c where c.is_current "
+                    "and c.patient_id = r.patient_id)"
+                ),
+                description="patient_id: refers to a known patient",
+            )
+        )
+    return suite
+
+
+def _raised(info) -> bool:
+    """GX reports exceptions flat or keyed by metric."""
+    if not info:
+        return False
+    if info.get("raised_exception"):
+        return True
+    return any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+
+
+def _summarise(file_name: str, suite_name: str, res) -> dict:
+    results = []
+    for r in res.results:
+        cfg = r.expectation_config
+        detail = r.result or {}
+        results.append(
+            {
+                "expectation": cfg.type,
+                "column": cfg.kwargs.get("column"),
+                "description": cfg.description,
+                "success": bool(r.success),
+                "element_count": detail.get("element_count"),
+                "unexpected_count": detail.get("unexpected_count")
+                if "unexpected_count" in detail
+                else detail.get("observed_value"),
+                "unexpected_percent": detail.get("unexpected_percent"),
+                "exception": _raised(r.exception_info),
+            }
+        )
+    return {
+        "file": file_name,
+        "suite": suite_name,
+        "success": bool(res.success),
+        "statistics": dict(res.statistics),
+        "results": results,
+        "engine": "great_expectations " + _gx()[0].__version__,
+    }
+
+
+def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> list[dict]:
+    """Run each file's suite on its raw partition, inside ``conn``'s transaction."""
+    if not isinstance(conn, LendableConnection):
+        raise TypeError("validate_batch needs a LendableConnection (see audit.db.connect)")
+    gx, context = _gx()
+    from sqlalchemy.pool import StaticPool
+
+    name = f"rxaudit_batch_{batch_no}_{id(conn)}"
+    out: list[dict] = []
+    conn.lent = True
+    try:
+        ds = context.data_sources.add_postgres(
+            name=name,
+            connection_string="postgresql+psycopg://rxaudit@loader-connection/rxaudit",
+            kwargs={
+                "creator": lambda: conn,
+                "poolclass": StaticPool,
+                "pool_reset_on_return": None,
+            },
+        )
+        try:
+            for spec in specs:
+                table = f"{spec.table}_p{batch_no:06d}"
+                asset = ds.add_table_asset(name=spec.table, table_name=table, schema_name="raw")
+                batch = asset.add_batch_definition_whole_table("batch").get_batch()
+                suite = build_suite(spec, batch_no)
+                res = batch.validate(suite, result_format=RESULT_FORMAT)
+                summary = _summarise(spec.file_name, suite.name, res)
+                failed = [r for r in summary["results"] if r["exception"]]
+                if failed:
+                    raise RuntimeError(
+                        f"expectation {failed[0]['expectation']} of suite {suite.name} "
+                        "could not be evaluated"
+                    )
+                out.append(summary)
+        finally:
+            context.data_sources.delete(name)
+    finally:
+        conn.lent = False
+    return out

@@ -1,0 +1,479 @@
+"""Ingest of one native batch folder into PostgreSQL.
+
+One batch is one transaction, under an advisory lock so two loads never
+interleave:
+
+1. the manifest and the folder listing are checked (:mod:`audit.manifest`);
+2. each CSV header is checked by the de-identification guard, then the file
+   streams into its own ``raw`` partition with ``COPY`` while its SHA-256 is
+   computed on the same bytes; hash and row count must match the manifest;
+3. id and free-text values are scanned for identifiers (SSN, e-mail, phone,
+   URL) in SQL; one hit rejects the batch;
+4. the Great Expectations suites validate the raw rows inside PostgreSQL and
+   their results are kept in ``audit.validation_results``;
+5. row-level checks quarantine bad rows (file, line, column, reason); above
+   ``max_quarantine_fraction`` of the batch's rows the batch is rejected;
+6. good rows are typed and merged into ``core``: a repeated id supersedes the
+   current version, which is kept.
+
+A rejected batch rolls back whole; its rejection (reason, counts by reason,
+validation results) is then recorded in a transaction of its own. Re-delivery
+of a loaded batch with the same content is a no-op; with different content it
+is rejected.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from audit import checks, contract, db, guard
+from audit.errors import BatchRejected
+from audit.manifest import Manifest, read_manifest
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_QUARANTINE_FRACTION = 0.01
+
+
+@dataclass
+class LoadSettings:
+    max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
+    validate_with_gx: bool = True
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    status: str  # loaded | duplicate | rejected
+    batch_no: int | None = None
+    as_of: str | None = None
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    dropped_columns: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "batch_no": self.batch_no,
+            "as_of": self.as_of,
+            "rows_in": self.rows_in,
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "reason": self.reason,
+            "dropped_columns": self.dropped_columns,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], progress: Callable[[str], None]):
+        self.timings = timings
+        self.progress = progress
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                timer.progress(name)
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.t0
+
+        return _Stage()
+
+
+def read_header(path: Path) -> list[str]:
+    """The header row of a CSV file (a UTF-8 BOM is allowed)."""
+    with path.open("rb") as fh:
+        head = fh.read(MAX_HEADER_BYTES)
+    if not head:
+        raise BatchRejected("empty file: a header row is required", file=path.name, line=1)
+    end = head.find(b"\n")
+    if end < 0:
+        if len(head) == MAX_HEADER_BYTES:
+            raise BatchRejected("header row too long", file=path.name, line=1)
+        end = len(head)
+    line = head[:end]
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8) :]
+    try:
+        text = line.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise BatchRejected("header is not UTF-8", file=path.name, line=1) from None
+    if "\x00" in text:
+        raise BatchRejected("header holds a NUL byte", file=path.name, line=1)
+    return next(csv.reader(io.StringIO(text)), [])
+
+
+_COPY_WHERE = re.compile(r"line (\d+)(?:, column (\w+))?")
+
+
+def _copy_error(exc: psycopg.Error, file_name: str) -> BatchRejected:
+    """A COPY failure as a rejection, without the offending value."""
+    diag = exc.diag
+    line = column = None
+    m = _COPY_WHERE.search(diag.context or "")
+    if m:
+        line = int(m.group(1))
+        column = m.group(2)
+    primary = (diag.message_primary or "malformed CSV").split(":")[0]
+    if isinstance(exc, psycopg.errors.CharacterNotInRepertoire | psycopg.errors.UntranslatableCharacter):
+        primary = "not valid UTF-8 text (or holds a NUL byte)"
+    elif "unterminated CSV quoted field" in primary:
+        primary = "unterminated quoted field"
+    return BatchRejected(primary, file=file_name, line=line, column=column)
+
+
+class Loader:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        settings: LoadSettings | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.settings = settings or LoadSettings()
+        self.progress = progress or (lambda msg: None)
+
+    # -- public --------------------------------------------------------------
+
+    def ingest(self, batch_dir: Path) -> BatchResult:
+        """Load one batch folder. Raises :class:`BatchRejected` on rejection."""
+        batch_dir = Path(batch_dir)
+        manifest = read_manifest(batch_dir)
+        result = BatchResult(manifest.batch_id, "loading", as_of=manifest.as_of.isoformat())
+        timer = _Timer(result.timings, lambda s: self.progress(f"{manifest.batch_id}: {s}"))
+        self.gx_results: list[dict] = []
+        self.quarantine_summary: list[dict] = []
+        try:
+            with self.conn.transaction():
+                db.take_loader_lock(self.conn)
+                existing = self.conn.execute(
+                    "select batch_no, status, content_sha256 from audit.batches "
+                    "where batch_id = %s",
+                    (manifest.batch_id,),
+                ).fetchone()
+                if existing and existing[1] == "loaded":
+                    if existing[2] == manifest.content_sha256:
+                        self._delivery(manifest, "duplicate", None)
+                        result.status = "duplicate"
+                        result.batch_no = existing[0]
+                        return result
+                    raise BatchRejected(
+                        "this batch_id was already loaded with different content"
+                    )
+                if existing:  # an earlier delivery was rejected: try again
+                    self.conn.execute(
+                        "delete from audit.batches where batch_no = %s", (existing[0],)
+                    )
+                batch_no = self._register(manifest)
+                result.batch_no = batch_no
+                self._load(batch_dir, manifest, batch_no, result, timer)
+                self._delivery(manifest, "loaded", None)
+            result.status = "loaded"
+            return result
+        except BatchRejected as exc:
+            exc.with_batch(manifest.batch_id)
+            result.status = "rejected"
+            result.reason = str(exc)
+            self._record_rejection(manifest, result, exc)
+            raise
+
+    # -- steps ---------------------------------------------------------------
+
+    def _register(self, manifest: Manifest) -> int:
+        row = self.conn.execute(
+            "insert into audit.batches (batch_id, source, schema_version, as_of, created_at,"
+            " content_sha256, manifest, status) values (%s, %s, %s, %s, %s, %s, %s, 'loading')"
+            " returning batch_no",
+            (
+                manifest.batch_id,
+                manifest.source,
+                manifest.schema_version,
+                manifest.as_of,
+                manifest.created_at,
+                manifest.content_sha256,
+                Jsonb(manifest.raw),
+            ),
+        ).fetchone()
+        return row[0]
+
+    def _load(
+        self,
+        batch_dir: Path,
+        manifest: Manifest,
+        batch_no: int,
+        result: BatchResult,
+        timer: _Timer,
+    ) -> None:
+        conn = self.conn
+        conn.execute("select set_config('rxaudit.batch_no', %s, true)", (str(batch_no),))
+        specs = [contract.FILES_BY_NAME[name] for name in manifest.files]
+        specs.sort(key=lambda s: contract.FILES.index(s))  # patients first
+
+        with timer.stage("copy"):
+            for spec in contract.FILES:
+                conn.execute(
+                    sql.SQL("create table {} partition of {} for values in ({})").format(
+                        checks.raw_partition(spec, batch_no),
+                        sql.Identifier("raw", spec.table),
+                        sql.Literal(batch_no),
+                    )
+                )
+            for spec in specs:
+                entry = manifest.files[spec.file_name]
+                rows = self._copy_file(batch_dir / spec.file_name, spec, entry.sha256, result)
+                if rows != entry.rows:
+                    raise BatchRejected(
+                        f"row count {rows} differs from the manifest's {entry.rows}",
+                        file=spec.file_name,
+                    )
+                conn.execute(
+                    "insert into audit.batch_files (batch_no, file_name, sha256, rows)"
+                    " values (%s, %s, %s, %s)",
+                    (batch_no, spec.file_name, entry.sha256, rows),
+                )
+                result.rows_in += rows
+
+        with timer.stage("guard"):
+            for spec in specs:
+                for kind, pattern in guard.VALUE_PATTERNS:
+                    hit = conn.execute(checks.guard_values_sql(spec, batch_no, pattern)).fetchone()
+                    if hit:
+                        raise BatchRejected(
+                            f"value looks like {kind} (de-identification guard)",
+                            file=spec.file_name,
+                            line=hit[0],
+                            column=hit[1],
+                        )
+
+        if self.settings.validate_with_gx:
+            with timer.stage("validate"):
+                from audit import expectations
+
+                self.gx_results = expectations.validate_batch(conn, batch_no, specs)
+
+        with timer.stage("quarantine"):
+            for spec in specs:
+                for stmt in checks.quarantine_statements(spec, batch_no):
+                    conn.execute(stmt)
+            bad = conn.execute(
+                "select count(*) from (select distinct file_name, line_no from audit.quarantine"
+                " where batch_no = %s) q",
+                (batch_no,),
+            ).fetchone()[0]
+            self.quarantine_summary = self._summary(batch_no)
+            result.rows_quarantined = bad
+            limit = Fraction(str(self.settings.max_quarantine_fraction))
+            if result.rows_in and Fraction(bad, result.rows_in) > limit:
+                first = self.quarantine_summary[0]
+                raise BatchRejected(
+                    f"{bad} of {result.rows_in} rows ({bad / result.rows_in:.2%}) failed checks, "
+                    f"more than the {float(limit):.2%} allowed; first: {first['reason']}",
+                    file=first["file"],
+                    line=first["first_line"],
+                    column=first["column"],
+                )
+
+        with timer.stage("merge"):
+            for spec in specs:
+                for stmt in checks.merge_statements(spec, batch_no, manifest.as_of.year):
+                    conn.execute(stmt)
+            for spec in specs:
+                conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))
+            # Safe Harbor: the birth year of a patient 90+ at as_of is not kept in
+            # raw either (core already holds the age-90+ marker instead).
+            patients = checks.raw_partition(contract.FILES_BY_TABLE["patients"], batch_no)
+            cur = conn.execute(
+                sql.SQL(
+                    "update {} set birth_year = null where case when birth_year ~ {} "
+                    "then %s - birth_year::integer >= 90 else false end"
+                ).format(patients, sql.Literal(contract.INT_PATTERN)),
+                (manifest.as_of.year,),
+            )
+            age_90_plus = cur.rowcount
+
+        result.rows_loaded = result.rows_in - result.rows_quarantined
+        self._store_validation(batch_no)
+        conn.execute(
+            "update audit.batches set status = 'loaded', rows_in = %s, rows_loaded = %s,"
+            " rows_quarantined = %s, dropped_columns = %s, age_90_plus_patients = %s,"
+            " quarantine_summary = %s, timings = %s, finished_at = now() where batch_no = %s",
+            (
+                result.rows_in,
+                result.rows_loaded,
+                result.rows_quarantined,
+                Jsonb(result.dropped_columns),
+                age_90_plus,
+                Jsonb(self.quarantine_summary),
+                Jsonb({k: round(v, 3) for k, v in result.timings.items()}),
+                batch_no,
+            ),
+        )
+
+    def _copy_file(self, path: Path, spec, expected_sha: str, result: BatchResult) -> int:
+        header = read_header(path)
+        extras = guard.check_header(spec, header)
+        if extras:
+            result.dropped_columns.append({"file": spec.file_name, "columns": extras})
+            self.progress(f"{spec.file_name}: dropping {len(extras)} column(s) outside the contract")
+        part = checks.raw_partition(spec, self._batch_no_of(result))
+        target = part
+        if extras:
+            target = sql.Identifier("_rxaudit_stage")
+            self.conn.execute(
+                sql.SQL("create temp table _rxaudit_stage (like {} including defaults) "
+                        "on commit drop").format(part)
+            )
+            for i, _ in enumerate(extras):
+                self.conn.execute(
+                    sql.SQL("alter table _rxaudit_stage add column {} text").format(
+                        sql.Identifier(f"_extra_{i}")
+                    )
+                )
+        names = []
+        extra_i = 0
+        for name in header:
+            if name in spec.column_names:
+                names.append(sql.Identifier(spec.column(name).name))
+            else:
+                names.append(sql.Identifier(f"_extra_{extra_i}"))
+                extra_i += 1
+        copy_sql = sql.SQL(
+            "copy {} ({}) from stdin with (format csv, header true, encoding 'UTF8')"
+        ).format(target, sql.SQL(", ").join(names))
+
+        self.conn.execute("select setval('raw.line_no_seq', 1, true)")
+        digest = hashlib.sha256()
+        cur = self.conn.cursor()
+        try:
+            with cur.copy(copy_sql) as copy, path.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    digest.update(chunk)
+                    copy.write(chunk)
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.OperationalError):
+                raise
+            raise _copy_error(exc, spec.file_name) from None
+        rows = cur.rowcount
+        if digest.hexdigest() != expected_sha:
+            raise BatchRejected("SHA-256 differs from the manifest", file=spec.file_name)
+        if extras:
+            cols = sql.SQL(", ").join(sql.Identifier(c) for c in ("line_no", *spec.column_names))
+            self.conn.execute(
+                sql.SQL("insert into {} ({}) select {} from _rxaudit_stage").format(part, cols, cols)
+            )
+            self.conn.execute("drop table _rxaudit_stage")
+        return rows
+
+    @staticmethod
+    def _batch_no_of(result: BatchResult) -> int:
+        assert result.batch_no is not None
+        return result.batch_no
+
+    def _summary(self, batch_no: int) -> list[dict]:
+        rows = self.conn.execute(
+            "select file_name, column_name, reason, count(*), min(line_no) "
+            "from audit.quarantine where batch_no = %s "
+            "group by file_name, column_name, reason order by min(line_no), file_name, column_name",
+            (batch_no,),
+        ).fetchall()
+        order = {f.file_name: i for i, f in enumerate(contract.FILES)}
+        summary = [
+            {"file": f, "column": c, "reason": r, "rows": n, "first_line": first}
+            for f, c, r, n, first in rows
+        ]
+        summary.sort(key=lambda s: (order.get(s["file"], 99), s["first_line"], s["column"]))
+        return summary
+
+    def _store_validation(self, batch_no: int) -> None:
+        for res in self.gx_results:
+            self.conn.execute(
+                "insert into audit.validation_results (batch_no, file_name, suite_name, success,"
+                " statistics, results, engine) values (%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    batch_no,
+                    res["file"],
+                    res["suite"],
+                    res["success"],
+                    Jsonb(res["statistics"]),
+                    Jsonb(res["results"]),
+                    res["engine"],
+                ),
+            )
+
+    def _delivery(self, manifest: Manifest, outcome: str, reason: str | None) -> None:
+        self.conn.execute(
+            "insert into audit.deliveries (batch_id, content_sha256, outcome, reason)"
+            " values (%s, %s, %s, %s)",
+            (manifest.batch_id, manifest.content_sha256, outcome, reason),
+        )
+
+    def _record_rejection(self, manifest: Manifest, result: BatchResult, exc: BatchRejected) -> None:
+        """After the rollback: keep who, what and why, never the rows."""
+        with self.conn.transaction():
+            db.take_loader_lock(self.conn)
+            loaded = self.conn.execute(
+                "select 1 from audit.batches where batch_id = %s and status = 'loaded'",
+                (manifest.batch_id,),
+            ).fetchone()
+            if not loaded:
+                self.conn.execute(
+                    "delete from audit.batches where batch_id = %s", (manifest.batch_id,)
+                )
+                row = self.conn.execute(
+                    "insert into audit.batches (batch_id, source, schema_version, as_of,"
+                    " created_at, content_sha256, manifest, status, reason, rows_in,"
+                    " rows_quarantined, dropped_columns, quarantine_summary, timings, finished_at)"
+                    " values (%s, %s, %s, %s, %s, %s, %s, 'rejected', %s, %s, %s, %s, %s, %s, now())"
+                    " returning batch_no",
+                    (
+                        manifest.batch_id,
+                        manifest.source,
+                        manifest.schema_version,
+                        manifest.as_of,
+                        manifest.created_at,
+                        manifest.content_sha256,
+                        Jsonb(manifest.raw),
+                        exc.sentence(),
+                        result.rows_in,
+                        result.rows_quarantined,
+                        Jsonb(result.dropped_columns),
+                        Jsonb(self.quarantine_summary),
+                        Jsonb({k: round(v, 3) for k, v in result.timings.items()}),
+                    ),
+                ).fetchone()
+                result.batch_no = row[0]
+                self._store_validation(row[0])
+            self._delivery(manifest, "rejected", exc.sentence())
+
+
+def ingest(
+    conn: psycopg.Connection,
+    batch_dir: Path,
+    settings: LoadSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BatchResult:
+    return Loader(conn, settings, progress).ingest(batch_dir)
