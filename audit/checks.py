@@ -43,21 +43,24 @@ def reason_expr(col: Column, alias: str = "r") -> sql.Composable:
 
     kind = col.kind
     if kind == contract.ID:
-        when("{c} !~ {p}", "invalid id: expected 1-64 characters of A-Z a-z 0-9 . _ -",
-             p=contract.ID_PATTERN)  # fmt: skip
+        when("{c} ~ '[^A-Za-z0-9._-]' or length({c}) > {n}",
+             "invalid id: expected 1-64 characters of A-Z a-z 0-9 . _ -",
+             n=contract.ID_MAX_LENGTH)  # fmt: skip
     elif kind == contract.NCT:
         when("{c} !~ {p}", "invalid trial id: expected NCT and 8 digits", p=contract.NCT_PATTERN)
     elif kind == contract.DATE:
         when("not audit.is_calendar_date({c})",
              "invalid date: expected an existing date YYYY-MM-DD between 1900 and 2099")  # fmt: skip
     elif kind == contract.INT:
-        when("{c} !~ {p}", "not a whole number", p=contract.INT_PATTERN)
+        when("{c} !~ {p} or length({c}) > {n}", "not a whole number",
+             p=contract.INT_PATTERN, n=contract.INT_MAX_LENGTH)  # fmt: skip
         if col.min_value is not None and col.max_value is not None:
-            when("{c}::integer not between {lo} and {hi}",
+            when("{c}::bigint not between {lo} and {hi}",
                  f"out of range: expected {col.min_value} to {col.max_value}",
                  lo=col.min_value, hi=col.max_value)  # fmt: skip
     elif kind == contract.DECIMAL:
-        when("{c} !~ {p}", "not a decimal number", p=contract.DECIMAL_PATTERN)
+        when("{c} !~ {p} or length({c}) > {n}", "not a decimal number",
+             p=contract.DECIMAL_PATTERN, n=contract.DECIMAL_MAX_LENGTH)  # fmt: skip
         when("{c}::numeric <= 0", "must be greater than 0")
     elif kind == contract.ENUM:
         when("{c} <> all({v})", "not one of: " + " ".join(col.values), v=list(col.values))
@@ -85,9 +88,7 @@ def raw_partition(spec: FileSpec, batch_no: int) -> sql.Composable:
 def column_checks_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     """Insert one quarantine row per bad value of the batch's file."""
     exprs = [(c.name, reason_expr(c)) for c in spec.columns]
-    prefilter = sql.SQL(" or ").join(
-        sql.SQL("({}) is not null").format(e) for _, e in exprs
-    )
+    prefilter = sql.SQL(" or ").join(sql.SQL("({}) is not null").format(e) for _, e in exprs)
     values = sql.SQL(", ").join(
         sql.SQL("({}, {})").format(sql.Literal(name), e) for name, e in exprs
     )
@@ -138,7 +139,7 @@ def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
         "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
         "select {batch_no}, {file}, r.line_no, 'patient_id', {reason} "
         "from {part} r "
-        "where r.patient_id ~ {id_re} "
+        "where r.patient_id !~ '[^A-Za-z0-9._-]' and length(r.patient_id) <= 64 "
         "and not exists (select 1 from {patients} p where p.patient_id = r.patient_id "
         "                and {p_ok}) "
         "and not exists (select 1 from core.patients c where c.patient_id = r.patient_id "
@@ -148,7 +149,6 @@ def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
         file=sql.Literal(spec.file_name),
         reason=sql.Literal(UNKNOWN_PATIENT),
         part=raw_partition(spec, batch_no),
-        id_re=sql.Literal(contract.ID_PATTERN),
         patients=raw_partition(patients, batch_no),
         p_ok=not_quarantined(patients, batch_no, "p"),
     )
@@ -178,17 +178,39 @@ def quarantine_statements(spec: FileSpec, batch_no: int) -> list[sql.Composable]
     return stmts
 
 
-def guard_values_sql(spec: FileSpec, batch_no: int, pattern: str) -> sql.Composable:
-    """The first (line, column) of the file whose value matches ``pattern``."""
+def guard_values_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """The first (line, column, kind) of the file holding an identifier-like value.
+
+    A broad prefilter over all guarded columns of a row runs first; only its
+    candidates are matched against the precise patterns.
+    """
+    from audit import guard
+
     cols = [c for c in spec.columns if c.guarded]
     values = sql.SQL(", ").join(
-        sql.SQL("({}, {})").format(sql.Literal(c.name), column_ref(c.name)) for c in cols
+        sql.SQL("({}, {}, {})").format(sql.Literal(i), sql.Literal(c.name), column_ref(c.name))
+        for i, c in enumerate(cols)
+    )
+    kinds = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {})").format(sql.Literal(i), sql.Literal(kind), sql.Literal(pattern))
+        for i, (kind, pattern) in enumerate(guard.VALUE_PATTERNS)
+    )
+    joined = sql.SQL("concat_ws(chr(1), {})").format(
+        sql.SQL(", ").join(column_ref(c.name) for c in cols)
     )
     return sql.SQL(
-        "select r.line_no, v.column_name from {part} r "
-        "cross join lateral (values {values}) as v(column_name, value) "
-        "where v.value ~* {pattern} order by r.line_no, v.column_name limit 1"
-    ).format(part=raw_partition(spec, batch_no), values=values, pattern=sql.Literal(pattern))
+        "select r.line_no, v.column_name, k.kind from {part} r "
+        "cross join lateral (values {values}) as v(ord, column_name, value) "
+        "join (values {kinds}) as k(ord, kind, pattern) on v.value ~* k.pattern "
+        "where {joined} ~ {prefilter} "
+        "order by r.line_no, v.ord, k.ord limit 1"
+    ).format(
+        part=raw_partition(spec, batch_no),
+        values=values,
+        kinds=kinds,
+        joined=joined,
+        prefilter=sql.Literal(guard.VALUE_PREFILTER),
+    )
 
 
 def merge_statements(spec: FileSpec, batch_no: int, as_of_year: int) -> list[sql.Composable]:

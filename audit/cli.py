@@ -49,6 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         progress=_progress(args.quiet),
     )
+    for batch in summary["batches"]:
+        if batch["status"] == "rejected":
+            print(f"rxaudit: {batch['reason']}", file=sys.stderr)
     counts = summary["counts"]
     print(
         f"run {summary['run_id']}: {counts['loaded']} batch(es) loaded, "

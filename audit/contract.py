@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 
 SCHEMA_VERSIONS = frozenset({"1"})
 
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# Patterns avoid bounded repetition ({1,64}), which PostgreSQL's regex engine
+# expands into large automata; lengths are checked separately.
+ID_PATTERN = r"^[A-Za-z0-9._-]+$"
+ID_MAX_LENGTH = 64
 BATCH_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 NCT_PATTERN = r"^NCT[0-9]{8}$"
 #: ISO date with a year from 1900 to 2099; calendar validity is checked in SQL.
-DATE_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-INT_PATTERN = r"^[+-]?[0-9]{1,9}$"
-DECIMAL_PATTERN = r"^[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})$"
+DATE_PATTERN = r"^(19|20)[0-9][0-9]-[01][0-9]-[0-3][0-9]$"
+INT_PATTERN = r"^[+-]?[0-9]+$"
+INT_MAX_LENGTH = 10
+DECIMAL_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
+DECIMAL_MAX_LENGTH = 20
 
 # Column kinds.
 ID = "id"

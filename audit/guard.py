@@ -78,6 +78,15 @@ VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# A cheap superset of VALUE_PATTERNS: rows that match none of it are skipped
+# before the precise patterns run (bounded repetition is slow in PostgreSQL).
+VALUE_PREFILTER = (
+    r"[0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]|@"
+    r"|[0-9][0-9][0-9][ .-][0-9][0-9][0-9][ .-][0-9][0-9][0-9][0-9]"
+    r"|\([0-9][0-9][0-9]\)|://|[Ww][Ww][Ww]\."
+)
+
+
 def _tokens(column: str) -> list[str]:
     words = [w for w in re.split(r"[^a-z0-9]+", column.lower()) if w]
     joined = "".join(words)
@@ -87,8 +96,19 @@ def _tokens(column: str) -> list[str]:
     return words + pairs + triples + [joined]
 
 
+# "<thing>_name" columns that name a thing, not a person.
+_THING_NAMES = {
+    "drug", "product", "medication", "brand", "generic", "ingredient", "site", "clinic",
+    "facility", "trial", "study", "protocol", "file", "code", "program", "programme",
+    "instrument", "modality", "source", "system", "display",
+}  # fmt: skip
+
+
 def identifier_kind(column: str) -> str | None:
     """The kind of direct identifier a column name suggests, or None."""
+    words = [w for w in re.split(r"[^a-z0-9]+", column.lower()) if w]
+    if len(words) == 2 and words[1] == "name" and words[0] in _THING_NAMES:
+        return None
     for token in _tokens(column):
         if token in _IDENTIFIER_TOKENS:
             return _IDENTIFIER_TOKENS[token]
@@ -129,6 +149,9 @@ def check_header(spec: FileSpec, header: list[str]) -> list[str]:
     missing = [c for c in spec.column_names if c not in seen]
     if missing:
         raise BatchRejected(
-            "required column missing from the header", file=spec.file_name, line=1, column=missing[0]
+            "required column missing from the header",
+            file=spec.file_name,
+            line=1,
+            column=missing[0],
         )
     return extras

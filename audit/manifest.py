@@ -89,9 +89,7 @@ def parse_manifest(data: bytes) -> Manifest:
 
     batch_id = doc.get("batch_id")
     if not isinstance(batch_id, str) or not re.fullmatch(contract.BATCH_ID_PATTERN, batch_id):
-        raise _reject(
-            "'batch_id' must be 1-128 characters of A-Z a-z 0-9 . _ -", column="batch_id"
-        )
+        raise _reject("'batch_id' must be 1-128 characters of A-Z a-z 0-9 . _ -", column="batch_id")
     version = doc.get("schema_version")
     if not isinstance(version, str) or version not in contract.SCHEMA_VERSIONS:
         known = ", ".join(sorted(contract.SCHEMA_VERSIONS))

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from audit import __version__, db
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, Loader
+from audit.loader import Loader, LoadSettings
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -61,7 +61,6 @@ def run(
                 result = loader.ingest(batch_dir)
                 doc = result.as_json()
             except BatchRejected as exc:
-                progress(str(exc))
                 doc = {"batch_dir": str(batch_dir), "batch_id": exc.batch_id,
                        "status": "rejected", "reason": str(exc)}  # fmt: skip
             counts[doc["status"]] += 1
@@ -85,8 +84,14 @@ def run(
         conn.execute(
             "insert into audit.runs (run_id, started_at, finished_at, as_of, status, summary)"
             " values (%s, %s, %s, %s, %s, %s)",
-            (run_id, started, finished, as_of,
-             "rejected" if counts["rejected"] else "ok", Jsonb(summary)),  # fmt: skip
+            (
+                run_id,
+                started,
+                finished,
+                as_of,
+                "rejected" if counts["rejected"] else "ok",
+                Jsonb(summary),
+            ),  # fmt: skip
         )
     out.mkdir(parents=True, exist_ok=True)
     run_dir = out / run_id

@@ -13,14 +13,22 @@ create schema if not exists audit;
 -- Helpers -------------------------------------------------------------------
 
 -- True when v is an ISO date (YYYY-MM-DD) of years 1900-2099 that exists in
--- the calendar. CASE keeps the casts behind the pattern test.
+-- the calendar. Written without regular expressions (translate and substr
+-- are much cheaper per row); CASE keeps the casts behind the shape test.
 create or replace function audit.is_calendar_date(v text) returns boolean
 language sql immutable parallel safe as $$
   select case
-    when v ~ '^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'
-    then substr(v, 9, 2)::int <= extract(day from (
-           make_date(substr(v, 1, 4)::int, substr(v, 6, 2)::int, 1)
-           + interval '1 month - 1 day'))::int
+    when length(v) = 10
+     and translate(v, '0123456789', '') = '--'
+     and substr(v, 5, 1) = '-' and substr(v, 8, 1) = '-'
+    then case
+      when substr(v, 1, 4)::int between 1900 and 2099
+       and substr(v, 6, 2)::int between 1 and 12
+      then substr(v, 9, 2)::int between 1 and extract(day from (
+             make_date(substr(v, 1, 4)::int, substr(v, 6, 2)::int, 1)
+             + interval '1 month - 1 day'))::int
+      else false
+    end
     else false
   end
 $$;

@@ -1,0 +1,270 @@
+"""The loader against a real PostgreSQL: manifest, guard, quarantine, history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audit import contract
+from audit.errors import BatchRejected
+from audit.loader import LoadSettings, ingest
+from tests.batches import base_tables, make_batch
+
+pytestmark = pytest.mark.db
+
+
+def count(conn, table: str, where: str = "true") -> int:
+    # Table names below come from the test itself, never from data.
+    return conn.execute(f"select count(*) from {table} where {where}").fetchone()[0]  # noqa: S608
+
+
+def loaded_nothing(conn) -> bool:
+    core = sum(count(conn, f"core.{f.table}") for f in contract.FILES)
+    raw = sum(count(conn, f"raw.{f.table}") for f in contract.FILES)
+    partitions = conn.execute(
+        "select count(*) from pg_inherits i join pg_class c on c.oid = i.inhparent "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'raw'"
+    ).fetchone()[0]
+    return core == 0 and raw == 0 and partitions == 0
+
+
+def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
+    path = make_batch(tmp_path, tables=base_tables(n_rx=3))
+    result = ingest(conn, path)
+    assert result.status == "loaded"
+    assert (result.rows_in, result.rows_loaded, result.rows_quarantined) == (7, 7, 0)
+    assert count(conn, "core.prescriptions", "is_current") == 3
+    lines = [r[0] for r in conn.execute(
+        "select line_no from raw.prescriptions order by line_no")]  # fmt: skip
+    assert lines == [2, 3, 4]  # the header is line 1
+    row = conn.execute(
+        "select days_supply, strength_mg, filled_on::text from core.prescriptions where rx_id = 'rx2'"
+    ).fetchone()
+    assert row == (30, 50, "2025-01-15")
+    status = conn.execute("select status, rows_in from audit.batches").fetchone()
+    assert status == ("loaded", 7)
+
+
+def test_validation_results_are_stored_without_values(conn, tmp_path):
+    tables = base_tables(n_rx=150)
+    tables["prescriptions"][0]["days_supply"] = "400"
+    ingest(conn, make_batch(tmp_path, tables=tables))
+    rows = conn.execute(
+        "select file_name, success, results from audit.validation_results order by file_name"
+    ).fetchall()
+    assert [r[0] for r in rows] == sorted(
+        ["patients.csv", "diagnoses.csv", "prescriptions.csv", "therapy_sessions.csv"]
+    )
+    rx = {r[0]: r for r in rows}["prescriptions.csv"]
+    assert rx[1] is False
+    failed = [e for e in rx[2] if not e["success"]]
+    assert [e["description"] for e in failed] == [
+        "values in range: strength_mg, quantity, days_supply, daily_dose_mg, filled_on"
+    ]
+    assert "400" not in json.dumps(rx[2])
+
+
+# -- manifest faults ----------------------------------------------------------
+
+
+def _corrupt_checksum(path):
+    with (path / "prescriptions.csv").open("a") as fh:
+        fh.write("rx9,p1,dr1,north,RXNORM,36437,Sertraline,50,30,30,,2025-01-15,outpatient\n")
+
+
+def _wrong_rows(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["files"]["patients.csv"]["rows"] = 3
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
+def _extra_file(path):
+    (path / "notes.txt").write_text("hello\n")
+
+
+def _missing_file(path):
+    (path / "therapy_sessions.csv").unlink()
+
+
+def _unknown_version(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["schema_version"] = "2"
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
+def _not_json(path):
+    (path / "manifest.json").write_text('{"batch_id": "b-001",\n "files": [}')
+
+
+def _no_manifest(path):
+    (path / "manifest.json").unlink()
+
+
+def _traversal_batch_id(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["batch_id"] = "../../etc"
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
+def _traversal_file_name(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["files"]["../patients.csv"] = doc["files"]["patients.csv"]
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
+def _required_not_listed(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    del doc["files"]["diagnoses.csv"]
+    (path / "diagnoses.csv").unlink()
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
+def _huge_manifest(path):
+    (path / "manifest.json").write_text('{"pad": "' + "x" * (2 << 20) + '"}')
+
+
+MANIFEST_FAULTS = {
+    "checksum": (_corrupt_checksum, "prescriptions.csv: SHA-256 differs from the manifest"),
+    "row count": (_wrong_rows, "patients.csv: row count 2 differs from the manifest's 3"),
+    "extra file": (_extra_file, "notes.txt: file not listed in the manifest"),
+    "missing file": (_missing_file, "therapy_sessions.csv: listed in the manifest but missing"),
+    "schema version": (_unknown_version, "unknown schema_version"),
+    "not json": (_not_json, "manifest.json line 2: not valid JSON"),
+    "no manifest": (_no_manifest, "no manifest.json: the batch is incomplete"),
+    "batch_id traversal": (_traversal_batch_id, "'batch_id' must be 1-128 characters"),
+    "file name traversal": (_traversal_file_name, "lists a file that is not part of the extract"),
+    "required file": (_required_not_listed, "required file diagnoses.csv is not listed"),
+    "huge manifest": (_huge_manifest, "manifest larger than"),
+}
+
+
+@pytest.mark.parametrize("fault", MANIFEST_FAULTS, ids=list(MANIFEST_FAULTS))
+def test_manifest_faults_reject_the_whole_batch(conn, tmp_path, fault):
+    mutate, message = MANIFEST_FAULTS[fault]
+    path = make_batch(tmp_path)
+    mutate(path)
+    with pytest.raises(BatchRejected) as info:
+        ingest(conn, path)
+    assert message in str(info.value)
+    assert loaded_nothing(conn)
+
+
+def test_checksum_rejection_is_recorded_with_its_reason(conn, tmp_path):
+    path = make_batch(tmp_path)
+    _corrupt_checksum(path)
+    with pytest.raises(BatchRejected):
+        ingest(conn, path)
+    status, reason = conn.execute("select status, reason from audit.batches").fetchone()
+    assert status == "rejected"
+    assert reason == "batch b-001 rejected: prescriptions.csv: SHA-256 differs from the manifest"
+    assert count(conn, "audit.deliveries", "outcome = 'rejected'") == 1
+
+
+# -- hostile CSV ------------------------------------------------------------------
+
+
+def _write_and_fix_manifest(path, file_name, data: bytes):
+    from audit.batchio import write_manifest
+
+    (path / file_name).write_bytes(data)
+    doc = json.loads((path / "manifest.json").read_text())
+    rows = {k: v["rows"] for k, v in doc["files"].items()}
+    rows[file_name] = 1
+    write_manifest(path, doc["batch_id"], doc["as_of"], rows=rows, created_at=doc["created_at"])
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"patient_id,birth_year,sex,site_id\np1,1980,F\xff,north\n", "line 2"),
+        (b"patient_id,birth_year,sex,site_id\np1,1980,F,north,extra\n", "extra data after last"),
+        (b'patient_id,birth_year,sex,site_id\np1,1980,"F,north\n', "unterminated quoted field"),
+        (b"patient_id,birth_year,sex,site_id\np1,1980,F\x00,north\n", "line 2"),
+        (b"", "empty file"),
+    ],
+    ids=["bad utf-8", "extra field", "open quote", "nul byte", "empty"],
+)
+def test_malformed_csv_is_rejected_with_its_place(conn, tmp_path, data, message):
+    path = make_batch(tmp_path)
+    _write_and_fix_manifest(path, "patients.csv", data)
+    with pytest.raises(BatchRejected) as info:
+        ingest(conn, path)
+    assert "patients.csv" in str(info.value)
+    assert message in str(info.value)
+    assert loaded_nothing(conn)
+
+
+def test_utf8_bom_and_quoted_newlines_load(conn, tmp_path):
+    path = make_batch(tmp_path)
+    data = (
+        '\ufeffpatient_id,birth_year,sex,site_id\r\np1,1980,F,north\r\np2,1975,M,"south"\r\n'
+    ).encode()
+    _write_and_fix_manifest(path, "patients.csv", data)
+    doc = json.loads((path / "manifest.json").read_text())
+    rows = {k: v["rows"] for k, v in doc["files"].items()}
+    rows["patients.csv"] = 2
+    from audit.batchio import write_manifest
+
+    write_manifest(path, "b-001", doc["as_of"], rows=rows)
+    assert ingest(conn, path).status == "loaded"
+    assert count(conn, "core.patients") == 2
+
+
+# -- delivery semantics ----------------------------------------------------------
+
+
+def test_same_batch_twice_is_a_no_op(conn, tmp_path):
+    path = make_batch(tmp_path)
+    assert ingest(conn, path).status == "loaded"
+    again = ingest(conn, path)
+    assert again.status == "duplicate"
+    assert count(conn, "core.prescriptions") == 1
+    assert count(conn, "raw.prescriptions") == 1
+    assert count(conn, "audit.deliveries", "outcome = 'duplicate'") == 1
+
+
+def test_same_batch_id_with_other_content_is_rejected(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path / "first"))
+    tables = base_tables()
+    tables["prescriptions"][0]["days_supply"] = "60"
+    changed = make_batch(tmp_path / "second", tables=tables)
+    with pytest.raises(BatchRejected, match="already loaded with different content"):
+        ingest(conn, changed)
+    assert conn.execute("select days_supply from core.prescriptions").fetchall() == [(30,)]
+    assert conn.execute("select status from audit.batches").fetchall() == [("loaded",)]
+
+
+def test_correction_replaces_the_record_and_keeps_the_old_version(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "b-001"))
+    fix = {"patients": [], "diagnoses": [], "therapy_sessions": [],
+           "prescriptions": base_tables()["prescriptions"]}  # fmt: skip
+    fix["prescriptions"][0]["days_supply"] = "90"
+    ingest(conn, make_batch(tmp_path, "b-002", tables=fix))
+    rows = conn.execute(
+        "select b.batch_id, p.days_supply, p.is_current, s.batch_id from core.prescriptions p "
+        "join audit.batches b on b.batch_no = p.batch_no "
+        "left join audit.batches s on s.batch_no = p.superseded_by order by b.batch_no"
+    ).fetchall()
+    assert rows == [("b-001", 30, False, "b-002"), ("b-002", 90, True, None)]
+    assert count(conn, "raw.prescriptions") == 2
+
+
+def test_a_rejected_batch_can_be_delivered_again_fixed(conn, tmp_path):
+    path = make_batch(tmp_path)
+    _corrupt_checksum(path)
+    with pytest.raises(BatchRejected):
+        ingest(conn, path)
+    fixed = make_batch(tmp_path / "again")
+    assert ingest(conn, fixed).status == "loaded"
+    assert conn.execute("select status from audit.batches").fetchall() == [("loaded",)]
+
+
+def test_settings_threshold_is_configurable(conn, tmp_path):
+    tables = base_tables(n_rx=3)
+    tables["prescriptions"][0]["filled_on"] = "2025-02-30"
+    path = make_batch(tmp_path, tables=tables)
+    with pytest.raises(BatchRejected):
+        ingest(conn, path)
+    result = ingest(conn, path, LoadSettings(max_quarantine_fraction=0.2))
+    assert (result.status, result.rows_quarantined) == ("loaded", 1)
