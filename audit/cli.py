@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.out),
         settings=settings,
         progress=_progress(args.quiet),
+        policy_path=Path(args.policy) if args.policy else None,
     )
     for batch in summary["batches"]:
         if batch["status"] == "rejected":
@@ -57,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"run {summary['run_id']}: {counts['loaded']} batch(es) loaded, "
         f"{counts['duplicate']} already loaded, {counts['rejected']} rejected; "
         f"{summary['rows_in']} rows in, {summary['rows_quarantined']} quarantined; "
+        f"{summary['cases']['open']} open case(s) in {summary['cohort_patients']} cohort patients; "
         f"report in {summary['report_dir']}"
     )
     return 3 if counts["rejected"] else 0
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.01,
         metavar="F",
         help="reject a batch when more than this share of its rows is quarantined (0.01)",
+    )
+    p_run.add_argument(
+        "--policy", metavar="FILE", help="a site's policy file (TOML) over the defaults"
     )
     p_run.set_defaults(func=cmd_run)
     return parser

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from psycopg.types.json import Jsonb
 
-from audit import __version__, db
+from audit import __version__, db, policy, rules
 from audit.errors import BatchRejected
 from audit.loader import Loader, LoadSettings
 
@@ -46,15 +46,20 @@ def run(
     out: Path,
     settings: LoadSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    policy_path: Path | None = None,
 ) -> dict:
+    """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder."""
     progress = progress or (lambda msg: None)
+    pol = policy.load(policy_path)
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     run_id = new_run_id(started)
     results = []
     counts = {"loaded": 0, "duplicate": 0, "rejected": 0}
+    timings: dict[str, float] = {}
     with db.session() as conn:
         loader = Loader(conn, settings, progress)
+        t = time.perf_counter()
         for i, batch_dir in enumerate(batch_dirs, start=1):
             progress(f"batch {i} of {len(batch_dirs)}: {batch_dir}")
             try:
@@ -65,34 +70,52 @@ def run(
                        "status": "rejected", "reason": str(exc)}  # fmt: skip
             counts[doc["status"]] += 1
             results.append(doc)
-        as_of = conn.execute(
-            "select max(as_of) from audit.batches where status = 'loaded'"
-        ).fetchone()[0]
-        finished = dt.datetime.now(dt.UTC)
-        summary = {
-            "run_id": run_id,
-            "rxaudit_version": __version__,
-            "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": finished.isoformat(timespec="seconds"),
-            "as_of": as_of.isoformat() if as_of else None,
-            "batches": results,
-            "counts": counts,
-            "rows_in": sum(r.get("rows_in", 0) for r in results),
-            "rows_quarantined": sum(r.get("rows_quarantined", 0) for r in results),
-            "timings_s": {"total": round(time.perf_counter() - t0, 3)},
-        }
-        conn.execute(
-            "insert into audit.runs (run_id, started_at, finished_at, as_of, status, summary)"
-            " values (%s, %s, %s, %s, %s, %s)",
-            (
-                run_id,
-                started,
-                finished,
-                as_of,
-                "rejected" if counts["rejected"] else "ok",
-                Jsonb(summary),
-            ),  # fmt: skip
-        )
+        timings["ingest"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        with conn.transaction():
+            db.take_loader_lock(conn)
+            conn.execute(
+                "insert into audit.runs (run_id, started_at, status, policy_version,"
+                " policy_sha256) values (%s, %s, 'running', %s, %s)",
+                (run_id, started, pol.version, pol.sha256),
+            )
+            audit = rules.evaluate(conn, pol, run_id, progress)
+            timings["audit"] = time.perf_counter() - t
+            timings.update({k: v for k, v in audit.timings.items() if "." not in k})
+            finished = dt.datetime.now(dt.UTC)
+            timings["total"] = time.perf_counter() - t0
+            summary = {
+                "run_id": run_id,
+                "rxaudit_version": __version__,
+                "started_at": started.isoformat(timespec="seconds"),
+                "finished_at": finished.isoformat(timespec="seconds"),
+                "as_of": audit.as_of.isoformat() if audit.as_of else None,
+                "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
+                "batches": results,
+                "counts": counts,
+                "rows_in": sum(r.get("rows_in", 0) for r in results),
+                "rows_quarantined": sum(r.get("rows_quarantined", 0) for r in results),
+                "cohort_patients": audit.cohort_patients,
+                "cases": {
+                    "open": audit.open_cases,
+                    "excluded": audit.excluded_cases,
+                    "resolved": audit.resolved_cases,
+                    "by_rule": audit.cases_by_rule,
+                },
+                "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            }
+            conn.execute(
+                "update audit.runs set finished_at = %s, as_of = %s, status = %s, summary = %s"
+                " where run_id = %s",
+                (
+                    finished,
+                    audit.as_of,
+                    "rejected" if counts["rejected"] else "ok",
+                    Jsonb(summary),
+                    run_id,
+                ),  # fmt: skip
+            )
     out.mkdir(parents=True, exist_ok=True)
     run_dir = out / run_id
     run_dir.mkdir()

@@ -1,0 +1,35 @@
+-- The PTSD cohort: patients with a diagnosis in the PTSD value set dated on
+-- or before as_of. index_date = the earliest such diagnosis.
+with ptsd_diagnoses as (
+    select
+        d.patient_id,
+        d.diagnosis_id,
+        d.diagnosed_on
+    from core.diagnoses as d
+    where d.is_current
+      and d.diagnosed_on <= %(as_of)s
+      and (
+          (d.code_system = 'ICD10CM'
+           and upper(replace(d.code, '.', '')) = any(%(ptsd_icd10cm)s::text[]))
+          or (d.code_system = 'SNOMED' and d.code = any(%(ptsd_snomed)s::text[]))
+      )
+),
+
+first_diagnosis as (
+    select distinct on (patient_id)
+        patient_id,
+        diagnosis_id as index_diagnosis_id,
+        diagnosed_on as index_date
+    from ptsd_diagnoses
+    order by patient_id, diagnosed_on, diagnosis_id
+)
+
+select
+    p.patient_id,
+    p.site_id as home_site_id,
+    p.age_90_plus,
+    f.index_date,
+    f.index_diagnosis_id
+from first_diagnosis as f
+inner join core.patients as p
+    on p.patient_id = f.patient_id and p.is_current
