@@ -1,0 +1,120 @@
+"""The engine as a whole: stable case ids, corrections, policy, pathway."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit import policy
+from audit.policy import PolicyError
+from audit.rules import catalogue
+from tests.rulekit import World, evaluate, of
+
+INDEX = "2025-01-01"
+
+
+@pytest.mark.unit
+def test_every_rule_of_the_spec_is_in_the_catalogue():
+    _, rules = catalogue()
+    assert [r.id for r in rules] == [
+        "BZD-PTSD", "SSRI-SHORT-TRIAL", "SSRI-LOW-DOSE", "SSRI-EARLY-STOP", "DOSE-ABOVE-MAX",
+        "VEN-SEQUENCE", "PRZ-DOSE", "PRZ-NIGHTMARE-GAP", "PSY-INCOMPLETE", "PSY-DELAYED",
+        "TRD-PREMATURE", "MDMA-OFF-TRIAL", "MDMA-PREMATURE",
+    ]  # fmt: skip
+    assert all(r.guideline and r.title for r in rules)
+
+
+@pytest.mark.db
+def test_same_facts_give_the_same_case_ids(conn, tmp_path):
+    w = World()
+    w.patient("p", ptsd_on=INDEX).fill("alprazolam", "2025-02-01", 30)
+    first = w.run(conn, tmp_path)
+    second = evaluate(conn)
+    assert [c["case_id"] for c in first] == [c["case_id"] for c in second]
+    assert len(first) == 1
+
+
+@pytest.mark.db
+def test_a_correction_resolves_a_case(conn, tmp_path):
+    w = World()
+    p = w.patient("p", ptsd_on=INDEX)
+    rx = p.fill("sertraline", "2025-02-01", 30, 50)
+    [case] = of(w.run(conn, tmp_path), "SSRI-SHORT-TRIAL")["p"]
+    # The pharmacy corrects the fill: it was a 90-day supply.
+    p.fill("sertraline", "2025-02-01", 90, 50, rx_id=rx)
+    assert of(w.run(conn, tmp_path), "SSRI-SHORT-TRIAL") == {}
+    status = conn.execute(
+        "select status from audit.cases where case_id = %s", (case["case_id"],)
+    ).fetchone()[0]
+    assert status == "resolved"
+
+
+@pytest.mark.db
+def test_site_policy_changes_a_threshold(conn, tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('version = "north-2026.1"\n[episodes]\nacute_days = 60\n')
+    w = World()
+    w.patient("p", ptsd_on=INDEX).fill("sertraline", "2025-02-01", 61, 50)
+    w.load(conn, tmp_path)
+    assert of(evaluate(conn), "SSRI-SHORT-TRIAL")
+    assert of(evaluate(conn, site), "SSRI-SHORT-TRIAL") == {}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('version = "x"\nfoo = 1\n', "foo: unknown key"),
+        ('version = "x"\n[episodes]\nacute_dayz = 60\n', "episodes.acute_dayz: unknown key"),
+        ('version = "x"\n[episodes]\nacute_days = "60"\n', "must be a whole number"),
+        ('version = "x"\n[episodes]\nacute_days = 0\n', "must be between 1 and 3650"),
+        ('version = "x"\n[ingredients.sertraline]\nmin_mg = 300\n', "min_mg is above max_mg"),
+        ('version = "x"\n[ingredients.sertraline]\ncolour = "blue"\n', "colour: unknown key"),
+        ("[episodes]\nacute_days = 60\n", "version: required"),
+        ("version = \n", "not valid TOML"),
+    ],
+)
+def test_bad_policy_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as info:
+        policy.load(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.unit
+def test_policy_hash_follows_content():
+    default = policy.load()
+    assert default.version == "2026.1"
+    assert len(default.sha256) == 64
+    assert policy.load().sha256 == default.sha256
+
+
+@pytest.mark.db
+def test_care_pathway_next_steps(conn, tmp_path):
+    w = World()
+    w.patient("nothing", ptsd_on=INDEX)
+    bzd = w.patient("bzd", ptsd_on=INDEX)
+    bzd.fill("clonazepam", "2025-12-01", 30)
+    course = w.patient("in-course", ptsd_on=INDEX)
+    course.sessions("2025-11-01", 4)
+    low = w.patient("low-dose", ptsd_on=INDEX)
+    low.sessions("2025-02-01", 9)
+    low.fills("sertraline", "2025-08-01", 5, dose=25)
+    nightmares = w.patient("nightmares", ptsd_on=INDEX)
+    nightmares.sessions("2025-02-01", 9)
+    nightmares.fills("sertraline", "2025-02-01", 5, dose=50)
+    nightmares.event("2025-03-01", "NIGHTMARES")
+    done = w.patient("optimised", ptsd_on=INDEX)
+    done.sessions("2025-02-01", 9)
+    done.fills("sertraline", "2025-02-01", 5, dose=50)
+    w.run(conn, tmp_path)
+    steps = dict(conn.execute("select patient_id, next_step from core.care_pathway").fetchall())
+    assert steps == {
+        "nothing": "offer trauma-focused psychotherapy (PE, CPT or EMDR)",
+        "bzd": "taper the benzodiazepine",
+        "in-course": "complete the trauma-focused course (4 of 9 sessions so far)",
+        "low-dose": "raise sertraline to an effective dose",
+        "nightmares": "consider prazosin for nightmares",
+        "optimised": "refer to a specialised PTSD programme",
+    }
