@@ -64,6 +64,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 3 if counts["rejected"] else 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from audit.generate import generate
+
+    if args.patients < 1:
+        raise UsageError("--patients must be at least 1")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty")
+    try:
+        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        raise UsageError("--as-of must be a date YYYY-MM-DD") from None
+    manifest = generate(args.patients, args.seed, out, as_of, progress=_progress(args.quiet))
+    rows = sum(f["rows"] for f in manifest["files"].values())
+    print(f"batch {manifest['batch_id']}: {args.patients:,} patients, {rows:,} rows in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxaudit",
@@ -93,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", metavar="FILE", help="a site's policy file (TOML) over the defaults"
     )
     p_run.set_defaults(func=cmd_run)
+    p_gen = sub.add_parser("generate", help="write a synthetic batch with planted problems")
+    p_gen.add_argument("--patients", type=int, required=True, metavar="N")
+    p_gen.add_argument("--seed", type=int, default=1, metavar="S")
+    p_gen.add_argument("--out", required=True, metavar="DIR", help="the batch folder to write")
+    p_gen.add_argument("--as-of", metavar="DATE", help="the extract's as_of (2025-12-31)")
+    p_gen.set_defaults(func=cmd_generate)
     return parser
 
 

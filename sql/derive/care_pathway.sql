@@ -41,18 +41,20 @@ first_line as (
 ),
 
 nightmares as (
-    select e.patient_id, min(e.event_date) as found_on
-    from core.clinical_events as e
-    where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
-    group by e.patient_id
-    union all
-    select d.patient_id, min(d.diagnosed_on)
-    from core.diagnoses as d
-    where d.is_current
-      and d.code_system = 'ICD10CM'
-      and upper(replace(d.code, '.', '')) = any(%(nightmare_icd10cm)s::text[])
-      and d.diagnosed_on <= %(as_of)s::date
-    group by d.patient_id
+    select patient_id, min(found_on) as found_on
+    from (
+        select e.patient_id, e.event_date as found_on
+        from core.clinical_events as e
+        where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
+        union all
+        select d.patient_id, d.diagnosed_on
+        from core.diagnoses as d
+        where d.is_current
+          and d.code_system = 'ICD10CM'
+          and upper(replace(d.code, '.', '')) = any(%(nightmare_icd10cm)s::text[])
+          and d.diagnosed_on <= %(as_of)s::date
+    ) as n
+    group by patient_id
 ),
 
 meds as (
@@ -108,17 +110,13 @@ joined as (
         fl.is_ongoing as first_line_ongoing,
         fl.has_effective_dose as first_line_effective_dose,
         fl.has_known_dose as first_line_known_dose,
-        (select min(n.found_on) from nightmares as n where n.patient_id = c.patient_id)
-            as nightmares_on,
+        nm.found_on as nightmares_on,
         coalesce(m.prazosin_tried, false) as prazosin_tried,
         case when coalesce(m.had_venlafaxine, false)
              then not coalesce(f.ven_without_ssri, false) end as venlafaxine_after_ssri,
         coalesce(m.benzodiazepine_active, false) as benzodiazepine_active,
-        (select r.event_date from core.readiness as r
-         where r.patient_id = c.patient_id and r.event_kind = 'TREATMENT_RESISTANT')
-            as treatment_resistant_on,
-        (select r.event_date from core.readiness as r
-         where r.patient_id = c.patient_id and r.event_kind = 'MDMA') as first_mdma_on,
+        trd.event_date as treatment_resistant_on,
+        mdma.event_date as first_mdma_on,
         coalesce(f.mdma_off_trial, false) as mdma_off_trial,
         rem.last_remission
     from core.ptsd_cohort as c
@@ -128,6 +126,11 @@ joined as (
     left join meds as m on m.patient_id = c.patient_id
     left join flags as f on f.patient_id = c.patient_id
     left join remission as rem on rem.patient_id = c.patient_id
+    left join nightmares as nm on nm.patient_id = c.patient_id
+    left join core.readiness as trd
+        on trd.patient_id = c.patient_id and trd.event_kind = 'TREATMENT_RESISTANT'
+    left join core.readiness as mdma
+        on mdma.patient_id = c.patient_id and mdma.event_kind = 'MDMA'
 )
 
 select
