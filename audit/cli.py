@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         progress=_progress(args.quiet),
         policy_path=Path(args.policy) if args.policy else None,
+        shared=args.shared,
     )
     for batch in summary["batches"]:
         if batch["status"] == "rejected":
@@ -84,6 +85,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+REVIEW_STATUSES = ("confirmed", "justified", "false_positive", "reopened")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from audit import cases
+
+    note = args.note.strip()
+    if not note or not args.reviewer.strip():
+        raise UsageError("--note and --reviewer must not be empty")
+    review_id, rule_id = cases.review(args.case_id, args.status, note, args.reviewer.strip())
+    print(f"review {review_id}: case {args.case_id} ({rule_id}) {args.status} by {args.reviewer}")
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    from audit import cases
+
+    rows, total = cases.list_cases(
+        rule=args.rule, site=args.site, status=args.status, review=args.review, limit=args.limit
+    )
+    cases.print_table(rows, sys.stdout)
+    print(f"{total} case(s){'' if total <= len(rows) else f', first {len(rows)} shown'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxaudit",
@@ -112,7 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--policy", metavar="FILE", help="a site's policy file (TOML) over the defaults"
     )
+    p_run.add_argument(
+        "--shared",
+        action="store_true",
+        help="also write dashboard_shared.html, holding only suppressed aggregates",
+    )
     p_run.set_defaults(func=cmd_run)
+
+    p_rev = sub.add_parser("review", help="record a reviewer's disposition of a case")
+    p_rev.add_argument("case_id", metavar="CASE_ID")
+    p_rev.add_argument("--status", required=True, choices=REVIEW_STATUSES)
+    p_rev.add_argument("--note", required=True, metavar="TEXT")
+    p_rev.add_argument("--reviewer", required=True, metavar="ID")
+    p_rev.set_defaults(func=cmd_review)
+
+    p_cases = sub.add_parser("cases", help="list cases from the database")
+    p_cases.add_argument("--rule", metavar="R")
+    p_cases.add_argument("--site", metavar="S")
+    p_cases.add_argument("--status", choices=("open", "excluded", "resolved"))
+    p_cases.add_argument("--review", metavar="R", help="latest review status, or 'none'")
+    p_cases.add_argument("--limit", type=int, default=100, metavar="N", help="rows to print (100)")
+    p_cases.set_defaults(func=cmd_cases)
     p_gen = sub.add_parser("generate", help="write a synthetic batch with planted problems")
     p_gen.add_argument("--patients", type=int, required=True, metavar="N")
     p_gen.add_argument("--seed", type=int, default=1, metavar="S")

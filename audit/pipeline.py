@@ -1,7 +1,9 @@
-"""A run: ingest batches in order, then write the run's report folder.
+"""A run: ingest batches in order, audit, measure, write the report folder.
 
-``DIR/<run_id>/run.json`` records what the run did; ``DIR/latest`` points at
-the newest run folder.
+Each batch loads in its own transaction; the audit (rules, care pathway, case
+states, measures) is one transaction; the report files are written after it
+commits, into ``DIR/<run_id>/``, and ``DIR/latest`` then points at them.
+``run.json`` is written last.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from psycopg.types.json import Jsonb
 
-from audit import __version__, db, policy, rules
+from audit import __version__, db, measures, policy, reports, rules
 from audit.errors import BatchRejected
 from audit.loader import Loader, LoadSettings
 
@@ -47,6 +49,7 @@ def run(
     settings: LoadSettings | None = None,
     progress: Callable[[str], None] | None = None,
     policy_path: Path | None = None,
+    shared: bool = False,
 ) -> dict:
     """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder."""
     progress = progress or (lambda msg: None)
@@ -81,6 +84,12 @@ def run(
                 (run_id, started, pol.version, pol.sha256),
             )
             audit = rules.evaluate(conn, pol, run_id, progress)
+            progress("measures")
+            tm = time.perf_counter()
+            measures.compute(
+                conn, run_id, {**pol.params(), "as_of": audit.as_of or rules.NOTHING_LOADED}
+            )
+            audit.timings["measures"] = time.perf_counter() - tm
             timings["audit"] = time.perf_counter() - t
             timings.update({k: v for k, v in audit.timings.items() if "." not in k})
             finished = dt.datetime.now(dt.UTC)
@@ -100,6 +109,8 @@ def run(
                 "cases": {
                     "open": audit.open_cases,
                     "excluded": audit.excluded_cases,
+                    "new": audit.new_cases,
+                    "persisting": audit.persisting_cases,
                     "resolved": audit.resolved_cases,
                     "by_rule": audit.cases_by_rule,
                 },
@@ -116,9 +127,13 @@ def run(
                     run_id,
                 ),  # fmt: skip
             )
-    out.mkdir(parents=True, exist_ok=True)
-    run_dir = out / run_id
-    run_dir.mkdir()
+        out.mkdir(parents=True, exist_ok=True)
+        run_dir = out / run_id
+        run_dir.mkdir()
+        progress("reports")
+        t = time.perf_counter()
+        summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
+        summary["timings_s"]["reports"] = round(time.perf_counter() - t, 3)
     write_json(run_dir / "run.json", summary)
     point_latest(out, run_dir)
     summary["report_dir"] = str(run_dir)

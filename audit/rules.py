@@ -32,6 +32,8 @@ CATALOGUE = db.SQL_DIR / "catalogue.toml"
 DERIVE_DIR = db.SQL_DIR / "derive"
 RULES_DIR = db.SQL_DIR / "rules"
 
+NOTHING_LOADED = dt.date(1900, 1, 1)
+
 CASE_COLUMNS = (
     "case_id", "rule_id", "severity", "status", "patient_id", "site_id",
     "prescriber_id", "case_date", "summary", "evidence",
@@ -69,6 +71,8 @@ class AuditResult:
     open_cases: int = 0
     excluded_cases: int = 0
     resolved_cases: int = 0
+    new_cases: int = 0
+    persisting_cases: int = 0
     cohort_patients: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -122,6 +126,20 @@ def refresh_policy_tables(conn: psycopg.Connection, policy: Policy) -> None:
         )
 
 
+def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...]) -> None:
+    """The catalogue's rules, for reports and the BI views."""
+    from psycopg.types.json import Jsonb
+
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into audit.rules (rule_id, title, severity, guideline, parameters)"
+            " values (%s, %s, %s, %s, %s) on conflict (rule_id) do update set"
+            " title = excluded.title, severity = excluded.severity,"
+            " guideline = excluded.guideline, parameters = excluded.parameters",
+            [(r.id, r.title, r.severity, r.guideline, Jsonb(list(r.parameters))) for r in rules],
+        )
+
+
 def build_model(conn: psycopg.Connection, model: Model, params: dict) -> None:
     table = sql.Identifier("core", model.name)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
@@ -167,12 +185,13 @@ def evaluate(
         0
     ]
     result = AuditResult(run_id, as_of)
-    if as_of is None:
-        return result
-    params = {**policy.params(), "as_of": as_of, "run_id": run_id}
+    # With nothing loaded yet, the audit still runs, as of a day before any
+    # data: every derived table exists (empty) and the reports can be written.
+    params = {**policy.params(), "as_of": as_of or NOTHING_LOADED, "run_id": run_id}
 
     t0 = time.perf_counter()
     refresh_policy_tables(conn, policy)
+    refresh_rule_table(conn, rules)
     for model in models:
         progress(f"derive {model.name}")
         t = time.perf_counter()
@@ -197,6 +216,8 @@ def evaluate(
     t0 = time.perf_counter()
     progress("care pathway")
     build_model(conn, Model("care_pathway", (("patient_id",),)), params)
+    conn.execute("truncate audit.pathway")
+    conn.execute("insert into audit.pathway select * from core.care_pathway")
     result.timings["pathway"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -208,14 +229,25 @@ def evaluate(
     ).fetchone()
     result.open_cases, result.excluded_cases = counts
     result.resolved_cases = conn.execute(
-        "select count(*) from audit.cases where status = 'resolved'"
+        "select count(*) from audit.cases where resolved_run = %s", (run_id,)
     ).fetchone()[0]
+    result.new_cases = conn.execute(
+        "select count(*) from audit.cases where first_seen_run = %s", (run_id,)
+    ).fetchone()[0]
+    result.persisting_cases = result.open_cases + result.excluded_cases - result.new_cases
     result.cohort_patients = conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
     result.timings["cases"] = time.perf_counter() - t0
     return result
 
 
 def _update_cases(conn: psycopg.Connection, run_id: str, policy: Policy) -> None:
+    """Bring audit.cases up to date with this run's findings.
+
+    A case found again keeps its first run and its reviews; a case found
+    before but not now no longer holds (after a correction): it stays, marked
+    resolved in this run, so nothing silently disappears. A resolved case
+    found again is open (or excluded) again.
+    """
     conn.execute(
         "insert into audit.cases (case_id, rule_id, severity, status, patient_id, site_id,"
         " prescriber_id, case_date, summary, evidence, policy_version, first_seen_run,"
@@ -229,13 +261,11 @@ def _update_cases(conn: psycopg.Connection, run_id: str, policy: Policy) -> None
         " prescriber_id = excluded.prescriber_id, case_date = excluded.case_date,"
         " summary = excluded.summary, evidence = excluded.evidence,"
         " policy_version = excluded.policy_version, last_seen_run = excluded.last_seen_run,"
-        " updated_at = now()",
+        " resolved_run = null, updated_at = now()",
         {"version": policy.version, "run_id": run_id},
     )
-    # A case found before but not now no longer holds (after a correction):
-    # it stays, marked resolved, so nothing silently disappears.
     conn.execute(
-        "update audit.cases set status = 'resolved', updated_at = now()"
+        "update audit.cases set status = 'resolved', resolved_run = %s, updated_at = now()"
         " where last_seen_run <> %s and status <> 'resolved'",
-        (run_id,),
+        (run_id, run_id),
     )

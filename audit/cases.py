@@ -1,0 +1,66 @@
+"""Cases and their reviews: recording a disposition, listing cases."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from psycopg import sql
+
+from audit import db
+from audit.errors import UsageError
+
+LIST_COLUMNS = ("case_id", "rule_id", "severity", "status", "review_status", "patient_id",
+                "site_id", "case_date", "summary")  # fmt: skip
+
+
+def review(case_id: str, status: str, note: str, reviewer: str) -> tuple[int, str]:
+    """Append a review; it is attributed and never changed afterwards."""
+    with db.session() as conn, conn.transaction():
+        found = conn.execute(
+            "select rule_id from audit.cases where case_id = %s", (case_id,)
+        ).fetchone()
+        if not found:
+            raise UsageError(f"no case {case_id}")
+        review_id = conn.execute(
+            "insert into audit.reviews (case_id, status, note, reviewer) values (%s, %s, %s, %s)"
+            " returning review_id",
+            (case_id, status, note, reviewer),
+        ).fetchone()[0]
+    return review_id, found[0]
+
+
+def list_cases(
+    rule: str | None = None,
+    site: str | None = None,
+    status: str | None = None,
+    review: str | None = None,
+    limit: int = 100,
+) -> tuple[list[tuple], int]:
+    where = sql.SQL(
+        "(%(rule)s::text is null or rule_id = %(rule)s)"
+        " and (%(site)s::text is null or site_id = %(site)s)"
+        " and (%(status)s::text is null or status = %(status)s)"
+        " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
+    )
+    params = {"rule": rule, "site": site, "status": status, "review": review, "limit": limit}
+    with db.session() as conn:
+        total = conn.execute(
+            sql.SQL("select count(*) from report.cases where {}").format(where), params
+        ).fetchone()[0]
+        rows = conn.execute(
+            sql.SQL(
+                "select case_id, rule_id, severity, status, coalesce(review_status, ''),"
+                " patient_id, coalesce(site_id, ''), to_char(case_date, 'YYYY-MM-DD'), summary"
+                " from report.cases where {} order by case_date desc, rule_id, case_id"
+                " limit %(limit)s"
+            ).format(where),
+            params,
+        ).fetchall()
+    return rows, total
+
+
+def print_table(rows: list[tuple], out: TextIO) -> None:
+    """Tab-separated, with a header: easy to read and to paste into a sheet."""
+    out.write("\t".join(LIST_COLUMNS) + "\n")
+    for row in rows:
+        out.write("\t".join(str(v).replace("\t", " ") for v in row) + "\n")

@@ -1,0 +1,249 @@
+"""The report files of a run, written to ``DIR/<run_id>/``.
+
+CSV files stream out of PostgreSQL with ``COPY ... TO STDOUT`` in a fixed row
+order, so the same inputs and policy give byte-identical files (apart from the
+run ids they name). Text cells that a spreadsheet would read as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are prefixed
+with a single quote.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+FLAGGED_COLUMNS = (
+    "case_id", "rule_id", "severity", "status", "patient_id", "site_id", "prescriber_id",
+    "case_date", "summary", "evidence", "guideline", "policy_version", "first_seen_run",
+    "last_seen_run", "review_status",
+)  # fmt: skip
+
+PATHWAY_COLUMNS = (
+    "patient_id", "home_site_id", "index_date", "tf_sessions", "best_course_sessions",
+    "tf_course_reached_min", "ongoing_course_sessions", "first_line_ingredient",
+    "first_line_start", "first_line_acute_covered_days", "first_line_adequate",
+    "first_line_ongoing", "nightmares_on", "prazosin_tried", "venlafaxine_after_ssri",
+    "benzodiazepine_active", "treatment_resistant_on", "first_mdma_on", "mdma_off_trial",
+    "last_remission", "next_step",
+)  # fmt: skip
+
+MEASURE_COLUMNS = (
+    "measure_id", "kind", "period", "site_id", "prescriber_id", "denominator", "numerator",
+    "rate", "ci_low", "ci_high", "all_sites_rate", "outlier",
+)  # fmt: skip
+
+SHARED_COLUMNS = (
+    "measure_id", "kind", "period", "site_id", "denominator", "numerator", "rate", "ci_low",
+    "ci_high", "outlier", "suppressed",
+)  # fmt: skip
+
+_TEXT = {"summary", "evidence", "guideline", "next_step", "patient_id", "site_id",
+         "prescriber_id", "home_site_id", "case_id", "first_line_ingredient"}  # fmt: skip
+
+
+def _select_list(columns: tuple[str, ...], alias: str = "t") -> sql.Composable:
+    parts = []
+    for c in columns:
+        ref = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c))
+        if c in _TEXT:
+            ref = sql.SQL("audit.csv_safe({})").format(ref)
+        parts.append(sql.SQL("{} as {}").format(ref, sql.Identifier(c)))
+    return sql.SQL(", ").join(parts)
+
+
+def copy_csv(conn: psycopg.Connection, query: sql.Composable, params: tuple, path: Path) -> int:
+    """Stream a query's rows into a CSV file with a header; return the bytes written."""
+    stmt = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    size = 0
+    with conn.cursor() as cur, tmp.open("wb") as fh:
+        with cur.copy(stmt, params) as copy:
+            for chunk in copy:
+                fh.write(chunk)
+                size += len(chunk)
+    tmp.replace(path)
+    return size
+
+
+def flagged_cases_query() -> sql.Composable:
+    """This run's cases and every resolved case, with the latest review."""
+    return sql.SQL(
+        "select {cols} from (select c.case_id, c.rule_id, c.severity, c.status, c.patient_id,"
+        " c.site_id, c.prescriber_id, to_char(c.case_date, 'YYYY-MM-DD') as case_date,"
+        " c.summary, c.evidence, r.guideline, c.policy_version, c.first_seen_run,"
+        " c.last_seen_run, coalesce(v.status, '') as review_status"
+        " from audit.cases c left join audit.rules r on r.rule_id = c.rule_id"
+        " left join lateral (select status from audit.reviews x where x.case_id = c.case_id"
+        "   order by x.review_id desc limit 1) v on true"
+        " where c.last_seen_run = %s or c.status = 'resolved') t"
+        " order by t.rule_id, t.case_date, t.patient_id, t.case_id"
+    ).format(cols=_select_list(FLAGGED_COLUMNS))
+
+
+def write_csv_reports(conn: psycopg.Connection, run_id: str, run_dir: Path) -> dict[str, int]:
+    sizes = {}
+    sizes["flagged_cases.csv"] = copy_csv(
+        conn, flagged_cases_query(), (run_id,), run_dir / "flagged_cases.csv"
+    )
+    sizes["patient_pathway.csv"] = copy_csv(
+        conn,
+        sql.SQL("select {} from audit.pathway t order by t.patient_id").format(
+            _select_list(PATHWAY_COLUMNS)
+        ),
+        (),
+        run_dir / "patient_pathway.csv",
+    )
+    sizes["measures.csv"] = copy_csv(
+        conn,
+        sql.SQL(
+            "select {} from audit.measures t where t.run_id = %s"
+            " order by t.kind desc, t.measure_id, t.period, t.site_id = 'ALL' desc, t.site_id,"
+            " t.prescriber_id"
+        ).format(_select_list(MEASURE_COLUMNS)),
+        (run_id,),
+        run_dir / "measures.csv",
+    )
+    sizes["measures_shared.csv"] = copy_csv(
+        conn,
+        sql.SQL(
+            "select {} from audit.measures_shared t where t.run_id = %s"
+            " order by t.kind desc, t.measure_id, t.period, t.site_id = 'ALL' desc, t.site_id"
+        ).format(_select_list(SHARED_COLUMNS)),
+        (run_id,),
+        run_dir / "measures_shared.csv",
+    )
+    return sizes
+
+
+# -- data_quality.html ----------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2a33;margin:2rem;
+max-width:1100px}h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin-top:2rem;
+border-bottom:1px solid #d5dde3;padding-bottom:.2rem}h3{font-size:1rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}th,td{border-bottom:1px solid #e3e8ec;
+padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f3f6f8;font-weight:600}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#1b6e3a}.bad{color:#a3261b}
+.muted{color:#5f6f7a}@media print{body{margin:0}h2{break-after:avoid}table{break-inside:auto}}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
+    batches = conn.execute(
+        "select batch_no, batch_id, source, as_of, status, reason, rows_in, rows_loaded,"
+        " rows_quarantined, dropped_columns, age_90_plus_patients, quarantine_summary,"
+        " to_char(finished_at, 'YYYY-MM-DD HH24:MI') from audit.batches order by batch_no"
+    ).fetchall()
+    validations = conn.execute(
+        "select batch_no, file_name, success, statistics, results from audit.validation_results"
+        " order by batch_no, file_name"
+    ).fetchall()
+    by_batch: dict[int, list] = {}
+    for v in validations:
+        by_batch.setdefault(v[0], []).append(v)
+    unknown = conn.execute(
+        "select count(*) from core.therapy_sessions where is_current and modality = 'UNKNOWN'"
+    ).fetchone()[0]
+
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>rxaudit data quality</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Data quality of the loaded batches</h1>",
+        f"<p class='muted'>Run {_e(run_id)}. Counts only: no value from a batch is shown.</p>",
+        "<h2>Batches</h2><table><tr><th>batch</th><th>source</th><th>as_of</th>"
+        "<th>status</th><th>rows in</th><th>loaded</th><th>quarantined</th><th>age 90+</th>"
+        "<th>finished</th></tr>",
+    ]
+    for b in batches:
+        cls = "ok" if b[4] == "loaded" else "bad"
+        out.append(
+            f"<tr><td>{_e(b[1])}</td><td>{_e(b[2])}</td><td>{_e(b[3])}</td>"
+            f"<td class='{cls}'>{_e(b[4])}</td><td class='n'>{b[6]:,}</td>"
+            f"<td class='n'>{b[7]:,}</td><td class='n'>{b[8]:,}</td><td class='n'>{b[10]:,}</td>"
+            f"<td>{_e(b[12])}</td></tr>"
+        )
+    out.append("</table>")
+    out.append(
+        f"<p>Therapy sessions of modality UNKNOWN (counted neither as trauma-focused nor "
+        f"as non-trauma-focused): <b>{unknown:,}</b>.</p>"
+    )
+    for b in batches:
+        out.append(f"<h2>Batch {_e(b[1])}</h2>")
+        if b[5]:
+            out.append(f"<p class='bad'>{_e(b[5])}</p>")
+        if b[9]:
+            dropped = "; ".join(f"{d['file']}: {', '.join(d['columns'])}" for d in b[9])
+            out.append(f"<p>Columns outside the contract, dropped: {_e(dropped)}</p>")
+        out.append("<h3>Quarantined rows by reason</h3>")
+        if b[11]:
+            out.append(
+                "<table><tr><th>file</th><th>column</th><th>reason</th><th>rows</th>"
+                "<th>first line</th></tr>"
+            )
+            for q in b[11]:
+                out.append(
+                    f"<tr><td>{_e(q['file'])}</td><td>{_e(q['column'])}</td>"
+                    f"<td>{_e(q['reason'])}</td><td class='n'>{q['rows']:,}</td>"
+                    f"<td class='n'>{q['first_line']}</td></tr>"
+                )
+            out.append("</table>")
+        else:
+            out.append("<p class='ok'>None.</p>")
+        out.append("<h3>Great Expectations validation</h3>")
+        results = by_batch.get(b[0], [])
+        if not results:
+            out.append("<p class='muted'>No validation results (the batch was refused first).</p>")
+        for _, file_name, success, stats, exps in results:
+            cls, word = ("ok", "passed") if success else ("bad", "failed")
+            out.append(
+                f"<p><b>{_e(file_name)}</b>: <span class='{cls}'>{word}</span> "
+                f"({stats.get('successful_expectations')} of "
+                f"{stats.get('evaluated_expectations')} expectations met)</p>"
+            )
+            failed = [e for e in exps if not e["success"]]
+            if failed:
+                out.append(
+                    "<table><tr><th>expectation</th><th>column</th><th>unexpected</th>"
+                    "<th>of rows</th></tr>"
+                )
+                for e in failed:
+                    label = e.get("description") or e["expectation"]
+                    out.append(
+                        f"<tr><td>{_e(label)}</td><td>{_e(e.get('column'))}</td>"
+                        f"<td class='n'>{_e(e.get('unexpected_count'))}</td>"
+                        f"<td class='n'>{_e(e.get('element_count'))}</td></tr>"
+                    )
+                out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_reports(
+    conn: psycopg.Connection, run_id: str, run_dir: Path, summary: dict, shared: bool = False
+) -> dict[str, int]:
+    """Write every report file of the run (run.json is written by the caller)."""
+    from audit import dashboard
+
+    sizes = write_csv_reports(conn, run_id, run_dir)
+    (run_dir / "data_quality.html").write_text(data_quality_html(conn, run_id), encoding="utf-8")
+    doc = dashboard.build(conn, run_id, summary, shared=False)
+    (run_dir / "dashboard.html").write_text(doc, encoding="utf-8")
+    sizes["dashboard.html"] = len(doc.encode())
+    if shared:
+        doc = dashboard.build(conn, run_id, summary, shared=True)
+        (run_dir / "dashboard_shared.html").write_text(doc, encoding="utf-8")
+        sizes["dashboard_shared.html"] = len(doc.encode())
+    return sizes
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n"

@@ -1,0 +1,123 @@
+-- Rule measures of a run, per rule, quarter and site (site_id 'ALL': all
+-- sites), and per prescriber for cases that name one.
+--   denominator: cohort patients with any prescription, session or diagnosis
+--                at the site in the quarter (diagnoses count at the patient's
+--                home site), together with the patients counted in any
+--                rule's numerator there, so a rate never exceeds 1;
+--   numerator:   distinct patients with an open case of the rule whose
+--                case_date falls in the quarter, at the case's site;
+--   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
+--   above the all-sites rate of the same rule and quarter.
+with activity as (
+    select x.patient_id, x.site_id, x.prescriber_id,
+           to_char(x.on_date, 'YYYY-"Q"Q') as period
+    from (
+        select patient_id, site_id, prescriber_id, filled_on as on_date
+        from core.prescriptions
+        where is_current and filled_on <= %(as_of)s::date
+        union all
+        select patient_id, site_id, null, session_date
+        from core.therapy_sessions
+        where is_current and session_date <= %(as_of)s::date
+        union all
+        select d.patient_id, c.home_site_id, null, d.diagnosed_on
+        from core.diagnoses as d
+        inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
+        where d.is_current and d.diagnosed_on <= %(as_of)s::date
+    ) as x
+    inner join core.ptsd_cohort as c on c.patient_id = x.patient_id
+),
+
+cases as (
+    select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
+           to_char(case_date, 'YYYY-"Q"Q') as period
+    from audit.run_cases
+    where run_id = %(run_id)s and status = 'open' and case_date <= %(as_of)s::date
+),
+
+population as (
+    select patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id, period
+    from activity
+    union
+    select patient_id, site_id, prescriber_id, period from cases
+),
+
+site_den as (
+    select period, site_id, count(distinct patient_id)::integer as denominator
+    from population group by period, site_id
+    union all
+    select period, 'ALL', count(distinct patient_id)::integer
+    from population group by period
+),
+
+prescriber_den as (
+    select period, site_id, prescriber_id, count(distinct patient_id)::integer as denominator
+    from population where prescriber_id <> ''
+    group by period, site_id, prescriber_id
+),
+
+site_num as (
+    select rule_id, period, site_id, count(distinct patient_id)::integer as numerator
+    from cases group by rule_id, period, site_id
+    union all
+    select rule_id, period, 'ALL', count(distinct patient_id)::integer
+    from cases group by rule_id, period
+),
+
+prescriber_num as (
+    select rule_id, period, site_id, prescriber_id,
+           count(distinct patient_id)::integer as numerator
+    from cases where prescriber_id <> ''
+    group by rule_id, period, site_id, prescriber_id
+),
+
+prescription_rules as (
+    select distinct rule_id from audit.run_cases
+    where run_id = %(run_id)s and prescriber_id is not null
+),
+
+rows as (
+    select r.rule_id, d.period, d.site_id, '' as prescriber_id, d.denominator,
+           coalesce(n.numerator, 0) as numerator
+    from audit.rules as r
+    cross join site_den as d
+    left join site_num as n
+        on n.rule_id = r.rule_id and n.period = d.period and n.site_id = d.site_id
+    union all
+    select r.rule_id, d.period, d.site_id, d.prescriber_id, d.denominator,
+           coalesce(n.numerator, 0)
+    from prescription_rules as r
+    cross join prescriber_den as d
+    left join prescriber_num as n
+        on n.rule_id = r.rule_id and n.period = d.period and n.site_id = d.site_id
+       and n.prescriber_id = d.prescriber_id
+),
+
+rated as (
+    select
+        rows.*,
+        rows.numerator::numeric / rows.denominator as rate,
+        audit.wilson_low(rows.numerator, rows.denominator) as ci_low,
+        audit.wilson_high(rows.numerator, rows.denominator) as ci_high
+    from rows
+    where rows.denominator > 0
+)
+
+select
+    %(run_id)s as run_id,
+    a.rule_id as measure_id,
+    'rule' as kind,
+    a.period,
+    a.site_id,
+    a.prescriber_id,
+    a.denominator,
+    a.numerator,
+    round(a.rate, 6) as rate,
+    round(a.ci_low, 6) as ci_low,
+    round(a.ci_high, 6) as ci_high,
+    round(t.rate, 6) as all_sites_rate,
+    a.site_id <> 'ALL' and a.numerator > 0 and round(a.ci_low, 9) > round(t.rate, 9) as outlier
+from rated as a
+inner join rated as t
+    on t.rule_id = a.rule_id and t.period = a.period and t.site_id = 'ALL'
+   and t.prescriber_id = ''

@@ -1,0 +1,87 @@
+-- The three positive process measures, per quarter and site ('ALL': all sites):
+--   TF-COURSE-ADEQUATE   completed TF courses (by the quarter and site of their
+--                        last session) that reached tf_min_sessions;
+--   FIRST-LINE-ADEQUATE  completed first-line trials (by the quarter of their
+--                        end and the site of their first fill) that were adequate;
+--   BZD-ACTIVE-SHARE     active cohort patients (any prescription, session or
+--                        diagnosis at the site in the quarter) with any
+--                        benzodiazepine covered day in the quarter.
+with courses as (
+    select to_char(last_session, 'YYYY-"Q"Q') as period, last_site_id as site_id,
+           (n_sessions >= %(tf_min_sessions)s::integer)::integer as ok,
+           patient_id || '|' || course_no as unit
+    from core.tf_courses
+    where not is_ongoing
+),
+
+trials as (
+    select to_char(trial_end, 'YYYY-"Q"Q') as period, first_site_id as site_id,
+           (acute_covered_days >= %(acute_days)s::integer and has_effective_dose)::integer as ok,
+           patient_id || '|' || ingredient || '|' || trial_no as unit
+    from core.med_trials
+    where first_line and not is_ongoing
+),
+
+active as (
+    select distinct x.patient_id, x.site_id, to_char(x.on_date, 'YYYY-"Q"Q') as period,
+           date_trunc('quarter', x.on_date)::date as q_start
+    from (
+        select patient_id, site_id, filled_on as on_date from core.prescriptions
+        where is_current and filled_on <= %(as_of)s::date
+        union all
+        select patient_id, site_id, session_date from core.therapy_sessions
+        where is_current and session_date <= %(as_of)s::date
+    ) as x
+    inner join core.ptsd_cohort as c on c.patient_id = x.patient_id
+),
+
+bzd as (
+    select a.period, a.site_id, a.patient_id as unit,
+           exists (
+               select 1 from core.bzd_fills as b
+               where b.patient_id = a.patient_id
+                 and b.cover_start <= least((a.q_start + interval '3 months' - interval '1 day')::date,
+                                            %(as_of)s::date)
+                 and b.cover_end >= a.q_start
+           )::integer as ok
+    from active as a
+),
+
+units as (
+    select 'TF-COURSE-ADEQUATE' as measure_id, period, site_id, unit, ok from courses
+    union all
+    select 'FIRST-LINE-ADEQUATE', period, site_id, unit, ok from trials
+    union all
+    select 'BZD-ACTIVE-SHARE', period, site_id, unit, ok from bzd
+),
+
+counted as (
+    select measure_id, period, site_id,
+           count(distinct unit)::integer as denominator,
+           count(distinct unit) filter (where ok = 1)::integer as numerator
+    from units group by measure_id, period, site_id
+    union all
+    select measure_id, period, 'ALL',
+           count(distinct unit)::integer,
+           count(distinct unit) filter (where ok = 1)::integer
+    from units group by measure_id, period
+)
+
+select
+    %(run_id)s as run_id,
+    c.measure_id,
+    'process' as kind,
+    c.period,
+    c.site_id,
+    '' as prescriber_id,
+    c.denominator,
+    c.numerator,
+    round(c.numerator::numeric / c.denominator, 6) as rate,
+    round(audit.wilson_low(c.numerator, c.denominator), 6) as ci_low,
+    round(audit.wilson_high(c.numerator, c.denominator), 6) as ci_high,
+    round(t.numerator::numeric / t.denominator, 6) as all_sites_rate,
+    false as outlier
+from counted as c
+inner join counted as t
+    on t.measure_id = c.measure_id and t.period = c.period and t.site_id = 'ALL'
+where c.denominator > 0

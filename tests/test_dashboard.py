@@ -1,0 +1,85 @@
+"""The dashboard in a real headless Chromium, with the network off."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from audit.cli import main
+from audit.generate import generate
+
+pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, path, errors):
+    context = browser.new_context(offline=True, viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: errors.append(f"request {r.url}")
+            if not r.url.startswith(("file:", "data:", "blob:")) else None)  # fmt: skip
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    return page
+
+
+def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
+    generate(600, 4, tmp_path / "cohort")
+    assert main(["--quiet", "run", str(tmp_path / "cohort"), "--out", str(tmp_path / "out"),
+                 "--shared"]) == 0  # fmt: skip
+    latest = tmp_path / "out" / "latest"
+    errors: list[str] = []
+    page = _open(browser, latest / "dashboard.html", errors)
+
+    assert page.locator("#trend .main-svg").count() > 0  # Plotly drew the trend
+    assert page.locator("#heatmap .heatmaplayer, #heatmap .hm").count() > 0
+    assert page.locator(".card").count() == 13
+    before = page.inner_text("#case-count")
+    page.select_option("#f-rule", "PSY-INCOMPLETE")
+    after = page.inner_text("#case-count")
+    assert before != after
+    rules = set(page.locator("#case-table tbody tr td:nth-child(2)").all_inner_texts())
+    assert rules == {"PSY-INCOMPLETE"}
+    page.select_option("#f-severity", "medium")
+    page.locator("#case-table tbody tr").first.click()
+    page.wait_for_selector("#panel:not([hidden])")
+    assert "PSY-INCOMPLETE" in page.inner_text("#panel-title")
+    assert "9-15 sessions" in page.inner_text("#panel-guideline")
+    assert page.locator("#timeline .main-svg").count() > 0
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    assert (shots / "dashboard.png").stat().st_size > 10_000
+    assert errors == []
+
+    shared = _open(browser, latest / "dashboard_shared.html", errors)
+    assert shared.locator("#case-table").count() == 0
+    assert shared.locator("#heatmap .main-svg").count() > 0
+    shared.screenshot(path=str(shots / "dashboard_shared.png"), full_page=True)
+    assert errors == []
+
+    html = (latest / "dashboard_shared.html").read_text()
+    import base64
+    import gzip
+
+    packed = html.split('<script id="payload" type="application/octet-stream">')[1].split("<")[0]
+    payload = gzip.decompress(base64.b64decode(packed)).decode()
+    assert "pt-0" not in payload and "pt-0" not in html
+    assert "dr-" not in payload
+    assert json.loads(payload)["meta"]["shared"] is True

@@ -1,0 +1,163 @@
+"""Report files, case lifecycle across runs, reviews, views."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import psycopg
+import pytest
+
+from audit import reports
+from audit.batchio import write_batch
+from audit.cli import main
+from audit.generate import generate
+
+pytestmark = pytest.mark.db
+
+
+def _run(tmp_path, *batches, extra=()) -> dict:
+    code = main(["--quiet", "run", *map(str, batches), "--out", str(tmp_path / "out"), *extra])
+    assert code == 0
+    return json.loads((tmp_path / "out" / "latest" / "run.json").read_text())
+
+
+def _flagged(tmp_path) -> list[dict]:
+    with (tmp_path / "out" / "latest" / "flagged_cases.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_review_correction_and_lifecycle_end_to_end(db_url, tmp_path, capsys):
+    generate(400, 5, tmp_path / "cohort")
+    first = _run(tmp_path, tmp_path / "cohort")
+    assert first["cases"]["new"] == first["cases"]["open"] + first["cases"]["excluded"] > 0
+    assert (first["cases"]["persisting"], first["cases"]["resolved"]) == (0, 0)
+    expected = {"flagged_cases.csv", "patient_pathway.csv", "measures.csv",
+                "measures_shared.csv", "data_quality.html", "dashboard.html", "run.json"}  # fmt: skip
+    assert {p.name for p in (tmp_path / "out" / "latest").iterdir()} == expected
+
+    rows = _flagged(tmp_path)
+    assert list(rows[0]) == list(reports.FLAGGED_COLUMNS)
+    short = next(r for r in rows if r["rule_id"] == "SSRI-SHORT-TRIAL")
+    other = next(r for r in rows if r["rule_id"] == "BZD-PTSD")
+    assert main(["review", other["case_id"], "--status", "confirmed", "--note",
+                 "Discussed with prescriber", "--reviewer", "qi-ann"]) == 0  # fmt: skip
+    assert main(["review", short["case_id"], "--status", "justified", "--note",
+                 "Switched for side effects", "--reviewer", "qi-bob"]) == 0  # fmt: skip
+
+    # The pharmacy corrects the trial's last fill: a 120-day supply.
+    last_rx = short["evidence"].split(";")[-1].split(":")[1]
+    with psycopg.connect(db_url) as conn:
+        cur = conn.execute(
+            "select rx_id, patient_id, prescriber_id, site_id, drug_code_system, drug_code,"
+            " drug_name, strength_mg, quantity, 120 as days_supply, daily_dose_mg, filled_on,"
+            " setting from core.prescriptions where rx_id = %s and is_current",
+            (last_rx,),
+        )
+        names = [c.name for c in cur.description]
+        fixed = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    write_batch(tmp_path / "fix", "fix-001", "2025-12-31", {"prescriptions": fixed})
+    second = _run(tmp_path, tmp_path / "fix")
+    assert second["cases"]["resolved"] >= 1
+    assert second["cases"]["new"] + second["cases"]["persisting"] == (
+        second["cases"]["open"] + second["cases"]["excluded"]
+    )
+    assert second["cases"]["persisting"] >= first["cases"]["open"] - 5
+
+    rows = {r["case_id"]: r for r in _flagged(tmp_path)}
+    assert rows[short["case_id"]]["status"] == "resolved"
+    assert rows[short["case_id"]]["review_status"] == "justified"
+    assert rows[other["case_id"]]["review_status"] == "confirmed"
+    assert rows[other["case_id"]]["first_seen_run"] == first["run_id"]
+    assert rows[other["case_id"]]["last_seen_run"] == second["run_id"]
+
+    capsys.readouterr()
+    assert main(["cases", "--status", "resolved"]) == 0
+    listed = capsys.readouterr().out
+    assert short["case_id"] in listed and "justified" in listed
+
+
+def test_reviews_are_append_only(db_url, tmp_path):
+    from tests.rulekit import World
+
+    w = World()
+    w.patient("p", ptsd_on="2025-01-01").fill("alprazolam", "2025-02-01", 30)
+    write_batch(tmp_path / "b", "b-1", "2025-12-31", w.tables)
+    _run(tmp_path, tmp_path / "b")
+    [case] = _flagged(tmp_path)
+    assert main(["review", case["case_id"], "--status", "false_positive", "--note", "x",
+                 "--reviewer", "r1"]) == 0  # fmt: skip
+    assert main(["review", "C0000000000000000", "--status", "confirmed", "--note", "x",
+                 "--reviewer", "r1"]) == 2  # fmt: skip
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for stmt in ("update audit.reviews set note = 'changed'", "delete from audit.reviews",
+                     "truncate audit.reviews"):  # fmt: skip
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(stmt)
+        assert conn.execute("select note, reviewer from audit.reviews").fetchall() == [("x", "r1")]
+        row = conn.execute("select review_status from report.cases").fetchone()
+        assert row == ("false_positive",)
+
+
+def test_same_inputs_give_byte_identical_csv_reports(server_url, new_db, tmp_path, monkeypatch):
+    generate(150, 9, tmp_path / "cohort")
+    outputs = []
+    for i in range(2):
+        monkeypatch.setenv("DATABASE_URL", new_db())
+        out = tmp_path / f"out{i}"
+        assert main(["--quiet", "run", str(tmp_path / "cohort"), "--out", str(out)]) == 0
+        run = json.loads((out / "latest" / "run.json").read_text())
+        outputs.append((out / "latest", run["run_id"]))
+    (a, run_a), (b, run_b) = outputs
+    for name in ("flagged_cases.csv", "patient_pathway.csv", "measures.csv", "measures_shared.csv"):
+        left = (a / name).read_text().replace(run_a, "RUN")
+        right = (b / name).read_text().replace(run_b, "RUN")
+        assert left == right, name
+
+
+def test_formulas_in_text_are_escaped_in_csv(db_url, tmp_path):
+    from tests.rulekit import World
+
+    w = World()
+    p = w.patient("p", ptsd_on="2025-01-01")
+    p.fill("alprazolam", "2025-02-01", 30, name="=HYPERLINK(evil) alprazolam")
+    write_batch(tmp_path / "b", "b-1", "2025-12-31", w.tables)
+    _run(tmp_path, tmp_path / "b")
+    with (tmp_path / "out" / "latest" / "flagged_cases.csv").open() as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    assert "BZD-PTSD" in cells
+    assert not any(cell[:1] in ("=", "+", "@") for cell in cells)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("select audit.csv_safe('=1+2'), audit.csv_safe('@x'),"
+                            " audit.csv_safe('ok')").fetchone() == ("'=1+2", "'@x", "ok")  # fmt: skip
+
+
+def test_measures_and_views(db_url, tmp_path):
+    generate(300, 2, tmp_path / "cohort")
+    _run(tmp_path, tmp_path / "cohort", extra=["--shared"])
+    latest = tmp_path / "out" / "latest"
+    assert (latest / "dashboard_shared.html").exists()
+    with (latest / "measures.csv").open() as fh:
+        measures = list(csv.DictReader(fh))
+    assert {m["measure_id"] for m in measures} >= {"BZD-PTSD", "TF-COURSE-ADEQUATE",
+                                                    "FIRST-LINE-ADEQUATE", "BZD-ACTIVE-SHARE"}  # fmt: skip
+    for m in measures:
+        num, den = int(m["numerator"]), int(m["denominator"])
+        assert 0 <= num <= den
+        assert float(m["ci_low"]) <= float(m["rate"]) <= float(m["ci_high"])
+    assert any(m["prescriber_id"] for m in measures)
+    with (latest / "measures_shared.csv").open() as fh:
+        shared = list(csv.DictReader(fh))
+    assert "prescriber_id" not in shared[0]
+    for m in shared:
+        for key in ("numerator", "denominator"):
+            assert m[key] == "" or not 1 <= int(m[key]) <= 10
+        if m["numerator"] == "" or m["denominator"] == "":
+            assert m["rate"] == "" and m["suppressed"] == "t"
+    with psycopg.connect(db_url) as conn:
+        for view in ("report.cases", "report.measures", "report.pathway", "report.reviews",
+                     "report_shared.measures", "report_shared.rules"):  # fmt: skip
+            conn.execute(f"select * from {view} limit 1")  # noqa: S608 - fixed names
+        n = conn.execute("select count(*) from report.pathway").fetchone()[0]
+        assert n == conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]

@@ -1,0 +1,124 @@
+"""Small-cell suppression of shared measures, with adversarial tables."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from audit.measures import complementary, is_small, suppress_rows
+
+pytestmark = pytest.mark.unit
+
+
+def recoverable(values, lines, suppressed) -> set:
+    """Cells an adversary can solve for: iterate 'a line with one unknown'."""
+    known = {c for line in lines for c in line if c not in suppressed}
+    solved = set()
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            unknown = [c for c in line if c not in known]
+            if len(unknown) == 1:
+                known.add(unknown[0])
+                solved.add(unknown[0])
+                changed = True
+    return solved & suppressed
+
+
+def grid(cells: dict[tuple[str, str], int], with_column_totals: bool = False):
+    """A table with row totals ('ALL' column) and optionally column totals."""
+    rows = sorted({r for r, _ in cells})
+    cols = sorted({c for _, c in cells})
+    values = dict(cells)
+    lines = []
+    for r in rows:
+        values[(r, "ALL")] = sum(cells[(r, c)] for c in cols)
+        lines.append([(r, c) for c in [*cols, "ALL"]])
+    if with_column_totals:
+        for c in [*cols, "ALL"]:
+            values[("ALL", c)] = sum(values[(r, c)] for r in rows)
+            lines.append([(r, c) for r in [*rows, "ALL"]])
+    return values, lines
+
+
+def test_row_total_with_one_small_cell():
+    values, lines = grid({("q1", "A"): 25, ("q1", "B"): 5, ("q1", "C"): 40})
+    primary = {k for k, v in values.items() if is_small(v)}
+    assert primary == {("q1", "B")}
+    hidden = complementary(values, lines, primary)
+    assert ("q1", "B") in hidden and len(hidden) >= 2
+    assert recoverable(values, lines, hidden) == set()
+    # The smallest other cell is the complement chosen.
+    assert hidden == {("q1", "B"), ("q1", "A")}
+
+
+def test_column_with_exactly_one_suppressed_cell():
+    cells = {("q1", "A"): 30, ("q1", "B"): 3, ("q2", "A"): 50, ("q2", "B"): 40,
+             ("q3", "A"): 60, ("q3", "B"): 45}  # fmt: skip
+    values, lines = grid(cells, with_column_totals=True)
+    primary = {k for k, v in values.items() if is_small(v)}
+    hidden = complementary(values, lines, primary)
+    assert recoverable(values, lines, hidden) == set()
+    for line in lines:
+        assert sum(c in hidden for c in line) != 1
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_tables_never_leak(seed):
+    import random
+
+    rng = random.Random(seed)
+    rows = [f"q{i}" for i in range(rng.randint(1, 5))]
+    cols = [f"s{i}" for i in range(rng.randint(2, 6))]
+    cells = {(r, c): rng.choice([0, 0, 1, 2, 5, 9, 10, 11, 12, 30, 80])
+             for r, c in itertools.product(rows, cols)}  # fmt: skip
+    values, lines = grid(cells, with_column_totals=rng.random() < 0.5)
+    hidden = complementary(values, lines, {k for k, v in values.items() if is_small(v)})
+    assert all(k in hidden for k, v in values.items() if is_small(v))
+    assert recoverable(values, lines, hidden) == set()
+
+
+def _row(site, num, den, period="2025-Q1"):
+    rate = num / den if den else None
+    return {"measure_id": "BZD-PTSD", "kind": "rule", "period": period, "site_id": site,
+            "numerator": num, "denominator": den, "rate": rate, "ci_low": 0.0, "ci_high": 1.0,
+            "outlier": False}  # fmt: skip
+
+
+def test_rates_and_intervals_are_withheld_with_their_counts():
+    rows = [_row("A", 4, 200), _row("B", 30, 300), _row("C", 50, 400), _row("ALL", 84, 900)]
+    out = {r["site_id"]: r for r in suppress_rows(rows)}
+    # A's numerator is small; its rate would give it away (rate x denominator).
+    assert out["A"]["numerator"] is None and out["A"]["rate"] is None
+    assert out["A"]["ci_low"] is None and out["A"]["outlier"] is None
+    # The complement: B, the smallest other numerator, so ALL - B - C is not A.
+    assert out["B"]["numerator"] is None and out["B"]["rate"] is None
+    assert out["C"]["rate"] == 50 / 400
+    for r in out.values():
+        if r["numerator"] is None or r["denominator"] is None:
+            assert r["rate"] is None
+
+
+def test_small_complement_of_a_rate_is_suppressed():
+    # 95 of 100: the 5 patients without the finding are a small cell too.
+    rows = [_row("A", 95, 100), _row("B", 40, 300), _row("C", 50, 400), _row("ALL", 185, 800)]
+    out = {r["site_id"]: r for r in suppress_rows(rows)}
+    assert out["A"]["numerator"] is None and out["A"]["rate"] is None
+    assert out["A"]["denominator"] == 100
+
+
+def test_small_denominators_are_suppressed_with_a_complement():
+    rows = [_row("A", 0, 8), _row("B", 40, 300), _row("C", 50, 400), _row("ALL", 90, 708)]
+    out = {r["site_id"]: r for r in suppress_rows(rows)}
+    assert out["A"]["denominator"] is None
+    assert sum(r["denominator"] is None for r in out.values()) >= 2
+    assert all(r["rate"] is None for r in out.values() if r["denominator"] is None)
+
+
+def test_zero_cells_are_published():
+    rows = [_row("A", 0, 200), _row("B", 30, 300), _row("ALL", 30, 500)]
+    out = {r["site_id"]: r for r in suppress_rows(rows)}
+    assert out["A"]["numerator"] == 0 and out["A"]["rate"] == 0
+    assert not any(r["suppressed"] for r in out.values())
