@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create the virtual environment and install the project
 
-demo: $(STAMP) ## run the audit on the sample batch (embedded PostgreSQL unless DATABASE_URL is set)
-	$(VENV)/bin/rxaudit run samples/demo-batch --out reports
+demo: $(STAMP) ## run the Airflow DAGs on a synthetic cohort (embedded PostgreSQL unless DATABASE_URL is set)
+	$(VENV)/bin/rxaudit demo --out reports
 
 test: $(STAMP) ## run every test (DATABASE_URL, else an embedded PostgreSQL)
 	$(PY) -m pytest

@@ -110,6 +110,19 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from audit import demo
+
+    out = Path(args.out)
+    result = demo.run(args.patients, args.seed, out, _progress(args.quiet))
+    failed = [d for d, f in result.items() if "success" not in f["state"]]
+    dashboard = (out / "latest" / "dashboard.html").resolve()
+    if failed or not dashboard.exists():
+        raise RxauditError(f"the demo did not finish: {', '.join(failed) or 'no dashboard'}")
+    print(f"demo done: open {dashboard}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxaudit",
@@ -159,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_cases.add_argument("--review", metavar="R", help="latest review status, or 'none'")
     p_cases.add_argument("--limit", type=int, default=100, metavar="N", help="rows to print (100)")
     p_cases.set_defaults(func=cmd_cases)
+    p_demo = sub.add_parser("demo", help="run the Airflow DAGs on a synthetic cohort")
+    p_demo.add_argument("--patients", type=int, default=2000, metavar="N")
+    p_demo.add_argument("--seed", type=int, default=42, metavar="S")
+    p_demo.add_argument("--out", default="reports", metavar="DIR", help="reports folder")
+    p_demo.set_defaults(func=cmd_demo)
+
     p_gen = sub.add_parser("generate", help="write a synthetic batch with planted problems")
     p_gen.add_argument("--patients", type=int, required=True, metavar="N")
     p_gen.add_argument("--seed", type=int, default=1, metavar="S")

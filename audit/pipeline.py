@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from audit import __version__, db, measures, policy, reports, rules
@@ -43,6 +44,130 @@ def write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def ingest_batches(
+    conn: psycopg.Connection,
+    batch_dirs: list[Path],
+    settings: LoadSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Load each batch in order; a rejected batch is reported, never fatal."""
+    progress = progress or (lambda msg: None)
+    loader = Loader(conn, settings, progress)
+    results = []
+    for i, batch_dir in enumerate(batch_dirs, start=1):
+        progress(f"batch {i} of {len(batch_dirs)}: {batch_dir}")
+        try:
+            doc = loader.ingest(batch_dir).as_json()
+        except BatchRejected as exc:
+            doc = {"batch_dir": str(batch_dir), "batch_id": exc.batch_id,
+                   "status": "rejected", "reason": str(exc)}  # fmt: skip
+        results.append(doc)
+    return results
+
+
+def audit(
+    conn: psycopg.Connection,
+    pol: policy.Policy,
+    batches: list[dict] | None = None,
+    progress: Callable[[str], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict:
+    """One audit transaction: rules, pathway, case states, measures; the run's summary."""
+    progress = progress or (lambda msg: None)
+    batches = batches or []
+    timings = dict(timings or {})
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(started)
+    t = time.perf_counter()
+    counts = {"loaded": 0, "duplicate": 0, "rejected": 0}
+    for b in batches:
+        counts[b["status"]] += 1
+    with conn.transaction():
+        db.take_loader_lock(conn)
+        conn.execute(
+            "insert into audit.runs (run_id, started_at, status, policy_version,"
+            " policy_sha256) values (%s, %s, 'running', %s, %s)",
+            (run_id, started, pol.version, pol.sha256),
+        )
+        result = rules.evaluate(conn, pol, run_id, progress)
+        progress("measures")
+        tm = time.perf_counter()
+        measures.compute(
+            conn, run_id, {**pol.params(), "as_of": result.as_of or rules.NOTHING_LOADED}
+        )
+        result.timings["measures"] = time.perf_counter() - tm
+        timings["audit"] = time.perf_counter() - t
+        timings.update({k: v for k, v in result.timings.items() if "." not in k})
+        finished = dt.datetime.now(dt.UTC)
+        summary = {
+            "run_id": run_id,
+            "rxaudit_version": __version__,
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "as_of": result.as_of.isoformat() if result.as_of else None,
+            "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
+            "batches": batches,
+            "counts": counts,
+            "rows_in": sum(b.get("rows_in", 0) for b in batches),
+            "rows_quarantined": sum(b.get("rows_quarantined", 0) for b in batches),
+            "cohort_patients": result.cohort_patients,
+            "cases": {
+                "open": result.open_cases,
+                "excluded": result.excluded_cases,
+                "new": result.new_cases,
+                "persisting": result.persisting_cases,
+                "resolved": result.resolved_cases,
+                "by_rule": result.cases_by_rule,
+            },
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        conn.execute(
+            "update audit.runs set finished_at = %s, as_of = %s, status = %s, summary = %s"
+            " where run_id = %s",
+            (
+                finished,
+                result.as_of,
+                "rejected" if counts["rejected"] else "ok",
+                Jsonb(summary),
+                run_id,
+            ),  # fmt: skip
+        )
+    return summary
+
+
+def report(
+    conn: psycopg.Connection,
+    summary: dict,
+    out: Path,
+    shared: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Write the run's report folder; ``run.json`` last, then ``latest``."""
+    progress = progress or (lambda msg: None)
+    run_id = summary["run_id"]
+    out.mkdir(parents=True, exist_ok=True)
+    run_dir = out / run_id
+    run_dir.mkdir(exist_ok=True)
+    progress("reports")
+    t = time.perf_counter()
+    summary = dict(summary)
+    summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
+    summary["timings_s"] = {**summary.get("timings_s", {}),
+                            "reports": round(time.perf_counter() - t, 3)}  # fmt: skip
+    write_json(run_dir / "run.json", summary)
+    point_latest(out, run_dir)
+    summary["report_dir"] = str(run_dir)
+    return summary
+
+
+def latest_summary(conn: psycopg.Connection) -> dict | None:
+    row = conn.execute(
+        "select summary from audit.runs where status in ('ok', 'rejected')"
+        " order by finished_at desc, run_id desc limit 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
 def run(
     batch_dirs: list[Path],
     out: Path,
@@ -52,89 +177,11 @@ def run(
     shared: bool = False,
 ) -> dict:
     """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder."""
-    progress = progress or (lambda msg: None)
     pol = policy.load(policy_path)
-    started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
-    run_id = new_run_id(started)
-    results = []
-    counts = {"loaded": 0, "duplicate": 0, "rejected": 0}
-    timings: dict[str, float] = {}
     with db.session() as conn:
-        loader = Loader(conn, settings, progress)
-        t = time.perf_counter()
-        for i, batch_dir in enumerate(batch_dirs, start=1):
-            progress(f"batch {i} of {len(batch_dirs)}: {batch_dir}")
-            try:
-                result = loader.ingest(batch_dir)
-                doc = result.as_json()
-            except BatchRejected as exc:
-                doc = {"batch_dir": str(batch_dir), "batch_id": exc.batch_id,
-                       "status": "rejected", "reason": str(exc)}  # fmt: skip
-            counts[doc["status"]] += 1
-            results.append(doc)
-        timings["ingest"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        with conn.transaction():
-            db.take_loader_lock(conn)
-            conn.execute(
-                "insert into audit.runs (run_id, started_at, status, policy_version,"
-                " policy_sha256) values (%s, %s, 'running', %s, %s)",
-                (run_id, started, pol.version, pol.sha256),
-            )
-            audit = rules.evaluate(conn, pol, run_id, progress)
-            progress("measures")
-            tm = time.perf_counter()
-            measures.compute(
-                conn, run_id, {**pol.params(), "as_of": audit.as_of or rules.NOTHING_LOADED}
-            )
-            audit.timings["measures"] = time.perf_counter() - tm
-            timings["audit"] = time.perf_counter() - t
-            timings.update({k: v for k, v in audit.timings.items() if "." not in k})
-            finished = dt.datetime.now(dt.UTC)
-            timings["total"] = time.perf_counter() - t0
-            summary = {
-                "run_id": run_id,
-                "rxaudit_version": __version__,
-                "started_at": started.isoformat(timespec="seconds"),
-                "finished_at": finished.isoformat(timespec="seconds"),
-                "as_of": audit.as_of.isoformat() if audit.as_of else None,
-                "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
-                "batches": results,
-                "counts": counts,
-                "rows_in": sum(r.get("rows_in", 0) for r in results),
-                "rows_quarantined": sum(r.get("rows_quarantined", 0) for r in results),
-                "cohort_patients": audit.cohort_patients,
-                "cases": {
-                    "open": audit.open_cases,
-                    "excluded": audit.excluded_cases,
-                    "new": audit.new_cases,
-                    "persisting": audit.persisting_cases,
-                    "resolved": audit.resolved_cases,
-                    "by_rule": audit.cases_by_rule,
-                },
-                "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            }
-            conn.execute(
-                "update audit.runs set finished_at = %s, as_of = %s, status = %s, summary = %s"
-                " where run_id = %s",
-                (
-                    finished,
-                    audit.as_of,
-                    "rejected" if counts["rejected"] else "ok",
-                    Jsonb(summary),
-                    run_id,
-                ),  # fmt: skip
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        run_dir = out / run_id
-        run_dir.mkdir()
-        progress("reports")
-        t = time.perf_counter()
-        summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
-        summary["timings_s"]["reports"] = round(time.perf_counter() - t, 3)
-    write_json(run_dir / "run.json", summary)
-    point_latest(out, run_dir)
-    summary["report_dir"] = str(run_dir)
-    return summary
+        batches = ingest_batches(conn, batch_dirs, settings, progress)
+        timings = {"ingest": time.perf_counter() - t0}
+        summary = audit(conn, pol, batches, progress, timings)
+        summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+        return report(conn, summary, out, shared, progress)
