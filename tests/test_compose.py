@@ -33,7 +33,9 @@ def test_services_and_healthchecks(compose):
 
 def test_images_are_pinned(compose):
     assert re.fullmatch(r"postgres:\d+\.\d+[\w.-]*", compose["services"]["postgres"]["image"])
-    dockerfile = (ROOT / compose["services"]["airflow-scheduler"]["build"]["dockerfile"]).read_text()
+    dockerfile = (
+        ROOT / compose["services"]["airflow-scheduler"]["build"]["dockerfile"]
+    ).read_text()
     assert re.search(r"^FROM apache/airflow:3\.3\.\d+-python3\.11$", dockerfile, re.M)
     assert "-e '/opt/rxaudit[airflow]'" in dockerfile and "constraints.txt" in dockerfile
     for svc in compose["services"].values():
