@@ -36,6 +36,29 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_of(value: str | None):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise UsageError("--as-of must be a date YYYY-MM-DD") from None
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from audit.adapters import convert
+
+    out = Path(args.out)
+    manifest, report = convert(args.source, Path(args.src_dir), out, _as_of(args.as_of), args.site)
+    if not args.quiet:
+        for line in report.lines():
+            print(line, file=sys.stderr)
+    rows = sum(f["rows"] for f in manifest["files"].values())
+    print(f"batch {manifest['batch_id']}: {rows:,} rows in {out}; "
+          f"mapping report {out.parent / (out.name + '.mapping.json')}")  # fmt: skip
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from audit import pipeline
     from audit.loader import LoadSettings
@@ -43,8 +66,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not 0 <= args.max_quarantine_fraction <= 1:
         raise UsageError("--max-quarantine-fraction must be between 0 and 1")
     settings = LoadSettings(max_quarantine_fraction=args.max_quarantine_fraction)
+    batch_dirs = [Path(b) for b in args.batch_dirs]
+    if args.source:
+        import tempfile
+
+        from audit.adapters import convert
+
+        staging = Path(tempfile.mkdtemp(prefix="rxaudit-convert-"))
+        converted = []
+        for i, src in enumerate(batch_dirs):
+            out = staging / f"batch-{i:03d}"
+            convert(args.source, src, out, _as_of(args.as_of), args.site)
+            converted.append(out)
+        batch_dirs = converted
     summary = pipeline.run(
-        [Path(b) for b in args.batch_dirs],
+        batch_dirs,
         Path(args.out),
         settings=settings,
         progress=_progress(args.quiet),
@@ -152,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", metavar="FILE", help="a site's policy file (TOML) over the defaults"
     )
     p_run.add_argument(
+        "--from", dest="source", choices=("omop", "synthea"),
+        help="the folders are OMOP or Synthea exports: convert them first",
+    )  # fmt: skip
+    p_run.add_argument("--as-of", metavar="DATE", help="with --from: the extract's as_of")
+    p_run.add_argument("--site", metavar="SITE", help="with --from: the site of every record")
+    p_run.add_argument(
         "--shared",
         action="store_true",
         help="also write dashboard_shared.html, holding only suppressed aggregates",
@@ -172,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_cases.add_argument("--review", metavar="R", help="latest review status, or 'none'")
     p_cases.add_argument("--limit", type=int, default=100, metavar="N", help="rows to print (100)")
     p_cases.set_defaults(func=cmd_cases)
+    p_conv = sub.add_parser("convert", help="convert an OMOP or Synthea export to a batch")
+    p_conv.add_argument("--from", dest="source", required=True, choices=("omop", "synthea"))
+    p_conv.add_argument("src_dir", metavar="SRC_DIR")
+    p_conv.add_argument("--out", required=True, metavar="BATCH_DIR")
+    p_conv.add_argument("--as-of", metavar="DATE", help="the extract's as_of (latest date seen)")
+    p_conv.add_argument("--site", metavar="SITE", help="the site of every record")
+    p_conv.set_defaults(func=cmd_convert)
+
     p_demo = sub.add_parser("demo", help="run the Airflow DAGs on a synthetic cohort")
     p_demo.add_argument("--patients", type=int, default=2000, metavar="N")
     p_demo.add_argument("--seed", type=int, default=42, metavar="S")
