@@ -187,22 +187,26 @@ def guard_values_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     from audit import guard
 
     cols = [c for c in spec.columns if c.guarded]
+    others = [c for c in spec.columns if not c.guarded]
     values = sql.SQL(", ").join(
         sql.SQL("({}, {}, {})").format(sql.Literal(i), sql.Literal(c.name), column_ref(c.name))
-        for i, c in enumerate(cols)
+        for i, c in enumerate([*cols, *others])
     )
+    patterns = [(guard.LONG_FIELD, ""), *guard.VALUE_PATTERNS]
     kinds = sql.SQL(", ").join(
         sql.SQL("({}, {}, {})").format(sql.Literal(i), sql.Literal(kind), sql.Literal(pattern))
-        for i, (kind, pattern) in enumerate(guard.VALUE_PATTERNS)
+        for i, (kind, pattern) in enumerate(patterns)
     )
     joined = sql.SQL("concat_ws(chr(1), {})").format(
-        sql.SQL(", ").join(column_ref(c.name) for c in cols)
+        sql.SQL(", ").join(column_ref(c.name) for c in [*cols, *others])
     )
     return sql.SQL(
         "select r.line_no, v.column_name, k.kind from {part} r "
         "cross join lateral (values {values}) as v(ord, column_name, value) "
-        "join (values {kinds}) as k(ord, kind, pattern) on v.value ~* k.pattern "
-        "where {joined} ~ {prefilter} "
+        "join (values {kinds}) as k(ord, kind, pattern) on case"
+        "  when k.pattern = '' then length(v.value) > {max_len}"
+        "  else length(v.value) <= {max_len} and v.value ~* k.pattern end "
+        "where {joined} ~ {prefilter} or length({joined}) > {max_len} "
         "order by r.line_no, v.ord, k.ord limit 1"
     ).format(
         part=raw_partition(spec, batch_no),
@@ -210,6 +214,7 @@ def guard_values_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
         kinds=kinds,
         joined=joined,
         prefilter=sql.Literal(guard.VALUE_PREFILTER),
+        max_len=sql.Literal(guard.MAX_FIELD_CHARS),
     )
 
 

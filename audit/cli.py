@@ -167,14 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rxaudit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    # --debug and --quiet work before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")  # fmt: skip
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress messages")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p_db = sub.add_parser("db", help="database schema commands")
+    p_db = sub.add_parser("db", parents=[common], help="database schema commands")
     db_sub = p_db.add_subparsers(dest="db_command", metavar="SUBCOMMAND")
-    p_up = db_sub.add_parser("upgrade", help="create or migrate the schema")
+    p_up = db_sub.add_parser("upgrade", parents=[common], help="create or migrate the schema")
     p_up.set_defaults(func=cmd_db_upgrade)
 
-    p_run = sub.add_parser("run", help="ingest batches and write this run's reports")
+    p_run = sub.add_parser(
+        "run", parents=[common], help="ingest batches and write this run's reports"
+    )
     p_run.add_argument("batch_dirs", nargs="+", metavar="BATCH_DIR")
     p_run.add_argument("--out", required=True, metavar="DIR", help="reports folder")
     p_run.add_argument(
@@ -200,21 +208,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=cmd_run)
 
-    p_rev = sub.add_parser("review", help="record a reviewer's disposition of a case")
+    p_rev = sub.add_parser(
+        "review", parents=[common], help="record a reviewer's disposition of a case"
+    )
     p_rev.add_argument("case_id", metavar="CASE_ID")
     p_rev.add_argument("--status", required=True, choices=REVIEW_STATUSES)
     p_rev.add_argument("--note", required=True, metavar="TEXT")
     p_rev.add_argument("--reviewer", required=True, metavar="ID")
     p_rev.set_defaults(func=cmd_review)
 
-    p_cases = sub.add_parser("cases", help="list cases from the database")
+    p_cases = sub.add_parser("cases", parents=[common], help="list cases from the database")
     p_cases.add_argument("--rule", metavar="R")
     p_cases.add_argument("--site", metavar="S")
     p_cases.add_argument("--status", choices=("open", "excluded", "resolved"))
     p_cases.add_argument("--review", metavar="R", help="latest review status, or 'none'")
     p_cases.add_argument("--limit", type=int, default=100, metavar="N", help="rows to print (100)")
     p_cases.set_defaults(func=cmd_cases)
-    p_conv = sub.add_parser("convert", help="convert an OMOP or Synthea export to a batch")
+    p_conv = sub.add_parser(
+        "convert", parents=[common], help="convert an OMOP or Synthea export to a batch"
+    )
     p_conv.add_argument("--from", dest="source", required=True, choices=("omop", "synthea"))
     p_conv.add_argument("src_dir", metavar="SRC_DIR")
     p_conv.add_argument("--out", required=True, metavar="BATCH_DIR")
@@ -222,13 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_conv.add_argument("--site", metavar="SITE", help="the site of every record")
     p_conv.set_defaults(func=cmd_convert)
 
-    p_demo = sub.add_parser("demo", help="run the Airflow DAGs on a synthetic cohort")
+    p_demo = sub.add_parser(
+        "demo", parents=[common], help="run the Airflow DAGs on a synthetic cohort"
+    )
     p_demo.add_argument("--patients", type=int, default=2000, metavar="N")
     p_demo.add_argument("--seed", type=int, default=42, metavar="S")
     p_demo.add_argument("--out", default="reports", metavar="DIR", help="reports folder")
     p_demo.set_defaults(func=cmd_demo)
 
-    p_gen = sub.add_parser("generate", help="write a synthetic batch with planted problems")
+    p_gen = sub.add_parser(
+        "generate", parents=[common], help="write a synthetic batch with planted problems"
+    )
     p_gen.add_argument("--patients", type=int, required=True, metavar="N")
     p_gen.add_argument("--seed", type=int, default=1, metavar="S")
     p_gen.add_argument("--out", required=True, metavar="DIR", help="the batch folder to write")

@@ -78,6 +78,11 @@ VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: A field longer than this rejects the batch: no field of the format needs it,
+#: and a huge one is a corrupt or hostile file.
+MAX_FIELD_CHARS = 100_000
+LONG_FIELD = "an over-long field (more than 100,000 characters)"
+
 # A cheap superset of VALUE_PATTERNS: rows that match none of it are skipped
 # before the precise patterns run (bounded repetition is slow in PostgreSQL).
 VALUE_PREFILTER = (

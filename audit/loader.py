@@ -124,7 +124,10 @@ def read_header(path: Path) -> list[str]:
         raise BatchRejected("header is not UTF-8", file=path.name, line=1) from None
     if "\x00" in text:
         raise BatchRejected("header holds a NUL byte", file=path.name, line=1)
-    return next(csv.reader(io.StringIO(text)), [])
+    try:
+        return next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:
+        raise BatchRejected("malformed header row", file=path.name, line=1) from None
 
 
 _COPY_WHERE = re.compile(r"line (\d+)(?:, column (\w+))?")

@@ -67,7 +67,7 @@ def _in_copy(conn) -> bool:
     )
 
 
-@pytest.mark.parametrize("point", ["copy", "merge"])
+@pytest.mark.parametrize("point", ["copy", "validate", "quarantine", "merge"])
 def test_sigkill_during_load_leaves_nothing_and_rerun_matches(db_url, new_db, tmp_path, point):
     batch = big_batch(tmp_path)
     env = dict(os.environ, DATABASE_URL=db_url)

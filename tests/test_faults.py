@@ -1,0 +1,151 @@
+"""The reliability table: inbox faults, concurrent loads, a killed audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from audit import db, orchestrate
+from audit.batchio import write_batch
+from audit.generate import generate
+from audit.loader import ingest
+from tests.batches import base_tables, make_batch
+
+pytestmark = pytest.mark.db
+
+
+def test_half_written_batches_are_never_read_and_order_follows_created_at(db_url, tmp_path):
+    inbox = tmp_path / "inbox"
+    # Folder names sort opposite to their created_at.
+    make_batch(inbox, "a-late", created_at="2026-01-02T00:00:00Z")
+    early = base_tables()
+    for row in early["prescriptions"]:
+        row["rx_id"] = "rx-early"
+    make_batch(inbox, "z-early", tables=early, created_at="2026-01-01T00:00:00Z")
+    half = inbox / "b-half"
+    write_batch(half, "b-half", "2025-12-31", base_tables())
+    (half / "manifest.json").unlink()  # the producer has not finished
+    result = orchestrate.ingest_inbox(inbox, db_url)
+    assert result.loaded == ["z-early", "a-late"]
+    assert result.waiting == ["b-half"]
+    assert (inbox / "b-half" / "patients.csv").exists()  # untouched, not moved
+    with psycopg.connect(db.to_libpq(db_url)) as conn:
+        order = conn.execute("select batch_id from audit.batches order by batch_no").fetchall()
+    assert order == [("z-early",), ("a-late",)]
+    again = orchestrate.ingest_inbox(inbox, db_url)  # a retry finds nothing new
+    assert (again.loaded, again.rejected) == ([], [])
+
+
+def test_rejected_inbox_batch_is_kept_with_its_reason(db_url, tmp_path):
+    inbox = tmp_path / "inbox"
+    bad = make_batch(inbox, "bad-1")
+    (bad / "prescriptions.csv").write_text("rx_id\n")
+    result = orchestrate.ingest_inbox(inbox, db_url)
+    assert [r["batch"] for r in result.rejected] == ["bad-1"]
+    kept = inbox / "rejected" / "bad-1"
+    assert (kept / "manifest.json").exists() and (kept / "prescriptions.csv").exists()
+    reason = (inbox / "rejected" / "bad-1.reason.txt").read_text()
+    assert reason.startswith("batch bad-1 rejected: prescriptions.csv")
+
+
+@pytest.mark.slow
+def test_two_loads_at_once_run_one_after_the_other(db_url, tmp_path):
+    generate(3000, 1, tmp_path / "one")
+    generate(3000, 2, tmp_path / "two")
+    env = {**os.environ, "DATABASE_URL": db_url}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "audit",
+                "--quiet",
+                "run",
+                str(tmp_path / name),
+                "--out",
+                str(tmp_path / f"out-{name}"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for name in ("one", "two")
+    ]
+    for p in procs:
+        assert p.wait(600) == 0, p.stderr.read()
+    with psycopg.connect(db.to_libpq(db_url)) as conn:
+        assert (
+            conn.execute("select count(*) from audit.batches where status = 'loaded'").fetchone()[0]
+            == 2
+        )
+        # Line numbers come from a sequence the loader resets per file under its
+        # lock: any interleaving would break the run 2..n+1 of each partition.
+        rows = conn.execute(
+            "select batch_no, min(line_no), max(line_no), count(*), count(distinct line_no)"
+            " from raw.prescriptions group by batch_no"
+        ).fetchall()
+        for _, low, high, n, distinct in rows:
+            assert (low, high, distinct) == (2, n + 1, n)
+
+
+def _cases(url: str) -> set[str]:
+    with psycopg.connect(db.to_libpq(url)) as conn:
+        return {r[0] for r in conn.execute("select case_id from audit.cases")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["derive med_trials", "rule PSY-DELAYED", "measures"])
+def test_sigkill_during_the_audit_keeps_the_previous_state(db_url, new_db, tmp_path, point):
+    generate(4000, 5, tmp_path / "cohort")
+    with db.connect(db_url) as conn:
+        assert ingest(conn, tmp_path / "cohort").status == "loaded"
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audit", "run", str(tmp_path / "cohort"), "--out",
+         str(tmp_path / "out")], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    seen = False
+    for line in proc.stderr:
+        if line.rstrip().endswith(point):
+            seen = True
+            time.sleep(0.1)
+            break
+    assert seen, "the audit finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    with psycopg.connect(db.to_libpq(db_url), autocommit=True) as watch:
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and watch.execute(
+                "select count(*) from pg_stat_activity where datname = current_database()"
+                " and pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        ):
+            time.sleep(0.05)
+        assert watch.execute("select count(*) from audit.runs").fetchone()[0] == 0
+        assert watch.execute("select count(*) from audit.cases").fetchone()[0] == 0
+        assert watch.execute("select count(*) from audit.measures").fetchone()[0] == 0
+    assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "latest").exists()
+
+    assert subprocess.run([sys.executable, "-m", "audit", "--quiet", "run",
+                           str(tmp_path / "cohort"), "--out", str(tmp_path / "out")],
+                          env=env, capture_output=True).returncode == 0  # fmt: skip
+    reference = new_db()
+    with db.connect(reference) as conn:
+        ingest(conn, tmp_path / "cohort")
+    assert subprocess.run([sys.executable, "-m", "audit", "--quiet", "run",
+                           str(tmp_path / "cohort"), "--out", str(tmp_path / "ref")],
+                          env={**env, "DATABASE_URL": reference},
+                          capture_output=True).returncode == 0  # fmt: skip
+    assert _cases(db_url) == _cases(reference) != set()
+    run = json.loads((tmp_path / "out" / "latest" / "run.json").read_text())
+    assert run["cases"]["new"] == len(_cases(db_url))
