@@ -301,8 +301,11 @@ class Loader:
                 )
 
         with timer.stage("merge"):
+            with_bad_rows = {q["file"] for q in self.quarantine_summary}
             for spec in specs:
-                for stmt in checks.merge_statements(spec, batch_no, manifest.as_of.year):
+                for stmt in checks.merge_statements(
+                    spec, batch_no, manifest.as_of.year, spec.file_name in with_bad_rows
+                ):
                     conn.execute(stmt)
             for spec in specs:
                 conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))

@@ -1,0 +1,152 @@
+"""The pipeline against PostgreSQL's own COPY of the same files, side by side.
+
+    python benchmarks/pipeline.py --patients 100000 [--seed 1]
+
+Generates a cohort with ``rxaudit generate`` (cached in benchmarks/.cache by
+size and seed), then in one run measures
+
+(a) the floor: ``COPY`` of the same CSV files into bare unlogged tables with
+    no constraints or indexes, in a scratch database;
+(b) the full pipeline, from batch folder to every report file, in another
+    fresh database, by stage.
+
+The last line printed is one JSON object: patients, rows, floor_s,
+pipeline_s, ratio (pipeline over floor), peak_rss_mb of this Python process,
+and the seconds of each stage. Uses DATABASE_URL's server (else the embedded
+one); the two scratch databases are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audit import contract, db, pipeline, policy  # noqa: E402
+from audit.generate import generate  # noqa: E402
+from audit.loader import LoadSettings  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache"
+
+
+def cohort(patients: int, seed: int) -> Path:
+    path = CACHE / f"n{patients}-s{seed}"
+    if not (path / "manifest.json").exists():
+        print(f"generating {patients:,} patients into {path}", file=sys.stderr)
+        tmp = CACHE / f".n{patients}-s{seed}.tmp"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        generate(patients, seed, tmp)
+        tmp.rename(path)
+    return path
+
+
+def scratch_db(admin_url: str, name: str) -> str:
+    with psycopg.connect(db.to_libpq(admin_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(db.to_libpq(admin_url), dbname=name)
+
+
+def drop_db(admin_url: str, name: str) -> None:
+    with psycopg.connect(db.to_libpq(admin_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+def floor(url: str, batch: Path) -> float:
+    """COPY every file into a bare unlogged table of text columns."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for spec in contract.FILES:
+            if (batch / spec.file_name).exists():
+                cols = sql.SQL(", ").join(
+                    sql.SQL("{} text").format(sql.Identifier(c)) for c in spec.column_names
+                )
+                conn.execute(
+                    sql.SQL("create unlogged table {} ({})").format(
+                        sql.Identifier(spec.table), cols
+                    )
+                )
+        t0 = time.perf_counter()
+        for spec in contract.FILES:
+            path = batch / spec.file_name
+            if not path.exists():
+                continue
+            stmt = sql.SQL("copy {} from stdin with (format csv, header true)").format(
+                sql.Identifier(spec.table)
+            )
+            with conn.cursor().copy(stmt) as copy, path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    copy.write(chunk)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    batch = cohort(args.patients, args.seed)
+    manifest = json.loads((batch / "manifest.json").read_text())
+    rows = sum(f["rows"] for f in manifest["files"].values())
+    admin = db.database_url()
+    tag = f"rxaudit_bench_{os.getpid()}"
+    try:
+        floor_s = floor(scratch_db(admin, tag + "_floor"), batch)
+        url = scratch_db(admin, tag + "_run")
+        out = Path(tempfile.mkdtemp(prefix="rxaudit-bench-"))
+        stages: dict[str, float] = {}
+        t0 = time.perf_counter()
+        with db.session(url) as conn:
+            t = time.perf_counter()
+            results = pipeline.ingest_batches(conn, [batch], LoadSettings())
+            stages["ingest"] = time.perf_counter() - t
+            for k, v in results[0].get("timings_s", {}).items():
+                stages[f"ingest.{k}"] = v
+            summary = pipeline.audit(conn, policy.load(), results)
+            for k in ("derive", "rules", "pathway", "cases", "measures"):
+                stages[f"audit.{k}"] = summary["timings_s"].get(k, 0.0)
+            t = time.perf_counter()
+            pipeline.report(conn, summary, out, shared=True)
+            stages["reports"] = time.perf_counter() - t
+        pipeline_s = time.perf_counter() - t0
+        dashboard_mb = (out / "latest" / "dashboard.html").stat().st_size / 1e6
+    finally:
+        drop_db(admin, tag + "_floor")
+        drop_db(admin, tag + "_run")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "patients": args.patients,
+                "rows": rows,
+                "floor_s": round(floor_s, 2),
+                "pipeline_s": round(pipeline_s, 2),
+                "ratio": round(pipeline_s / floor_s, 1),
+                "peak_rss_mb": round(peak),
+                "dashboard_mb": round(dashboard_mb, 2),
+                "stages_s": {k: round(v, 2) for k, v in stages.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
