@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,19 @@ from audit.adapters.synthea import fills_of_order
 from audit.cli import main
 from audit.errors import UsageError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The third-party samples: beside the project, or where RXAUDIT_SHARED_DATA says."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+    if os.environ.get("RXAUDIT_SHARED_DATA"):
+        candidates.insert(0, Path(os.environ["RXAUDIT_SHARED_DATA"]))
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED = _shared_data()
 SYNTHEA = SHARED / "synthea-ca-1k"
 OMOP = SHARED / "omop-eunomia-synthea27nj" / "extracted"
 KEY = "a-test-key-of-enough-length"
