@@ -38,6 +38,9 @@ LOADER_LOCK_KEY = 0x52584155  # "RXAU"
 
 _embedded_server = None
 
+#: Work memory of the pipeline's sessions (RXAUDIT_WORK_MEM, e.g. "64MB").
+WORK_MEM = os.environ.get("RXAUDIT_WORK_MEM", "128MB")
+
 
 class LendableConnection(psycopg.Connection):
     """A psycopg connection that can be lent to SQLAlchemy (and so to GX).
@@ -126,8 +129,10 @@ def connect(url: str | None = None, **kwargs) -> LendableConnection:
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}") from exc
     # JIT compilation costs a second per query on these short analytic
-    # statements, far more than it saves.
+    # statements, far more than it saves. Sorts and hashes of a whole batch
+    # want more than the default 4 MB of work memory.
     conn.execute("set jit = off")
+    conn.execute("select set_config('work_mem', %s, false)", (WORK_MEM,))
     return conn
 
 

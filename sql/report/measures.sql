@@ -10,7 +10,7 @@
 --   above the all-sites rate of the same rule and quarter.
 with activity as (
     select x.patient_id, x.site_id, x.prescriber_id,
-           to_char(x.on_date, 'YYYY-"Q"Q') as period
+           date_trunc('quarter', x.on_date)::date as period
     from (
         select patient_id, site_id, prescriber_id, filled_on as on_date
         from core.prescriptions
@@ -30,7 +30,7 @@ with activity as (
 
 cases as (
     select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
-           to_char(case_date, 'YYYY-"Q"Q') as period
+           date_trunc('quarter', case_date)::date as period
     from audit.run_cases
     where run_id = %(run_id)s and status = 'open' and case_date <= %(as_of)s::date
 ),
@@ -107,7 +107,7 @@ select
     %(run_id)s as run_id,
     a.rule_id as measure_id,
     'rule' as kind,
-    a.period,
+    to_char(a.period, 'YYYY-"Q"Q') as period,
     a.site_id,
     a.prescriber_id,
     a.denominator,
