@@ -23,12 +23,14 @@ import re
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+
+from audit import db
 
 STATIC = Path(__file__).parent / "static"
+CASES_SQL = db.SQL_DIR / "report" / "dashboard_cases.sql"
 PLOTLY = STATIC / "plotly-cartesian-3.7.0.min.js"
 EPOCH = dt.date(1970, 1, 1)
-
-KINDS = ("fill", "session", "event", "diagnosis", "assessment")
 
 
 def _columns(cur) -> dict[str, list]:
@@ -38,26 +40,6 @@ def _columns(cur) -> dict[str, list]:
         for n, v in zip(names, row, strict=True):
             cols[n].append(v)
     return cols
-
-
-class _Codes:
-    """Dictionary encoding of repeated strings."""
-
-    def __init__(self) -> None:
-        self.values: list[str] = []
-        self.index: dict[str, int] = {}
-
-    def __call__(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        if value not in self.index:
-            self.index[value] = len(self.values)
-            self.values.append(value)
-        return self.index[value]
-
-
-def _day(d: dt.date | None) -> int | None:
-    return None if d is None else (d - EPOCH).days
 
 
 def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
@@ -79,77 +61,14 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
     return _columns(cur)
 
 
-def _cases(conn: psycopg.Connection, run_id: str) -> tuple[dict, dict]:
-    codes = {k: _Codes() for k in ("site", "prescriber", "label")}
-    cur = conn.execute(
-        "select c.case_id, c.rule_id, c.severity, c.status, c.patient_id, c.site_id,"
-        " c.prescriber_id, c.case_date, c.summary, coalesce(v.status, '') as review,"
-        " c.first_seen_run, c.last_seen_run, coalesce(pc.index_date, null) as index_date"
-        " from audit.cases c"
-        " left join lateral (select status from audit.reviews x where x.case_id = c.case_id"
-        "   order by x.review_id desc limit 1) v on true"
-        " left join core.ptsd_cohort pc on pc.patient_id = c.patient_id"
-        " where c.last_seen_run = %s or c.status = 'resolved'"
-        " order by c.rule_id, c.case_date, c.patient_id, c.case_id",
-        (run_id,),
-    )
-    cases: dict[str, list] = {k: [] for k in (
-        "id", "rule", "severity", "status", "patient", "site", "prescriber", "date",
-        "summary", "review", "first", "last", "index")}  # fmt: skip
-    position = {}
-    for i, r in enumerate(cur):
-        position[r[0]] = i
-        cases["id"].append(r[0])
-        cases["rule"].append(r[1])
-        cases["severity"].append(r[2])
-        cases["status"].append(r[3])
-        cases["patient"].append(r[4])
-        cases["site"].append(codes["site"](r[5]))
-        cases["prescriber"].append(codes["prescriber"](r[6]))
-        cases["date"].append(_day(r[7]))
-        cases["summary"].append(r[8])
-        cases["review"].append(r[9])
-        cases["first"].append(r[10])
-        cases["last"].append(r[11])
-        cases["index"].append(_day(r[12]))
-
-    # Evidence rows on a timeline: fills as bars of their covered days, the
-    # rest as points. One flat array of [case, kind, start, end, label].
-    cur = conn.execute(
-        "with ev as ("
-        "  select c.case_id, split_part(e, ':', 1) as tbl, substr(e, strpos(e, ':') + 1) as id"
-        "  from audit.cases c cross join lateral unnest(string_to_array(c.evidence, ';')) e"
-        "  where c.last_seen_run = %s or c.status = 'resolved')"
-        " select ev.case_id, 0, coalesce(fc.cover_start, p.filled_on),"
-        "   coalesce(fc.cover_end, p.filled_on + p.days_supply - 1),"
-        "   coalesce(initcap(fc.ingredient) || ': ', '') || p.drug_name"
-        "   || coalesce(' ' || audit.num(coalesce(p.daily_dose_mg,"
-        "     p.strength_mg * p.quantity / p.days_supply)) || ' mg/day', '')"
-        " from ev join core.prescriptions p on ev.tbl = 'prescriptions' and p.rx_id = ev.id"
-        "   and p.is_current"
-        " left join core.fill_coverage fc on fc.rx_id = p.rx_id"
-        " union all select ev.case_id, 1, s.session_date, s.session_date, s.modality || ' session'"
-        " from ev join core.therapy_sessions s on ev.tbl = 'therapy_sessions'"
-        "   and s.session_id = ev.id and s.is_current"
-        " union all select ev.case_id, 2, e.event_date, e.event_date, e.event_type"
-        " from ev join core.clinical_events e on ev.tbl = 'clinical_events'"
-        "   and e.event_id = ev.id and e.is_current"
-        " union all select ev.case_id, 3, d.diagnosed_on, d.diagnosed_on, d.code_system || ' ' || d.code"
-        " from ev join core.diagnoses d on ev.tbl = 'diagnoses' and d.diagnosis_id = ev.id"
-        "   and d.is_current"
-        " union all select ev.case_id, 4, a.assessed_on, a.assessed_on,"
-        "   a.instrument || ' ' || a.score"
-        " from ev join core.assessments a on ev.tbl = 'assessments' and a.assessment_id = ev.id"
-        "   and a.is_current"
-        " order by 1, 3, 2, 5",
-        (run_id,),
-    )
-    flat: list[int] = []
-    for case_id, kind, start, end, label in cur:
-        if case_id in position:
-            flat.extend((position[case_id], kind, _day(start), _day(end), codes["label"](label)))
-    lookups = {k: c.values for k, c in codes.items()}
-    return {**cases, "evidence": flat}, lookups
+def _cases(conn: psycopg.Connection, run_id: str) -> tuple[str, str]:
+    """The cases (with their evidence) and lookups as JSON text, built in PostgreSQL."""
+    query = sql.SQL(CASES_SQL.read_text())  # our own file, never data
+    cases, evidence, lookups = conn.execute(
+        sql.SQL("select cases::text, evidence, lookups::text from (") + query + sql.SQL(") as d"),
+        {"run_id": run_id},
+    ).fetchone()
+    return cases[:-1] + ',"evidence":' + evidence + "}", lookups
 
 
 def _quality(conn: psycopg.Connection) -> dict:
@@ -180,15 +99,14 @@ def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) 
         "measures": _measures(conn, run_id, shared),
         "quality": _quality(conn),
     }
-    if not shared:
-        cases, lookups = _cases(conn, run_id)
-        doc["cases"] = cases
-        doc["lookups"] = lookups
     return doc
 
 
 def build(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool = False) -> str:
     data = json.dumps(payload(conn, run_id, summary, shared), separators=(",", ":"), default=str)
+    if not shared:
+        cases, lookups = _cases(conn, run_id)
+        data = data[:-1] + ',"cases":' + cases + ',"lookups":' + lookups + "}"
     packed = base64.b64encode(gzip.compress(data.encode(), compresslevel=6, mtime=0)).decode()
     title = "rxaudit shared report" if shared else "rxaudit QI dashboard"
     parts = {

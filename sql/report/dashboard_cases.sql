@@ -1,0 +1,112 @@
+-- The dashboard's cases and evidence as one JSON document, built in SQL:
+-- columnar arrays, sites, prescribers and evidence labels dictionary-encoded
+-- (an index into the lookups), dates as days since 1970-01-01. The evidence is
+-- one flat array of [case position, kind, start day, end day, label index];
+-- kinds: 0 fill (a bar of its covered days), 1 session, 2 event, 3 diagnosis,
+-- 4 assessment.
+with picked as (
+    select
+        c.*,
+        coalesce(v.status, '') as review,
+        (row_number() over (order by c.rule_id, c.case_date, c.patient_id, c.case_id) - 1)::integer
+            as pos
+    from audit.cases as c
+    left join lateral (
+        select x.status from audit.reviews as x
+        where x.case_id = c.case_id order by x.review_id desc limit 1
+    ) as v on true
+    where c.last_seen_run = %(run_id)s or c.status = 'resolved'
+),
+
+sites as (
+    select site_id, (row_number() over (order by site_id) - 1)::integer as idx
+    from (select distinct site_id from picked where site_id is not null) as s
+),
+
+prescribers as (
+    select prescriber_id, (row_number() over (order by prescriber_id) - 1)::integer as idx
+    from (select distinct prescriber_id from picked where prescriber_id is not null) as s
+),
+
+evidence_ids as (
+    select p.pos, split_part(e, ':', 1) as tbl, substr(e, strpos(e, ':') + 1) as id
+    from picked as p
+    cross join lateral unnest(string_to_array(p.evidence, ';')) as e
+),
+
+evidence as (
+    select ev.pos, 0 as kind, coalesce(fc.cover_start, rx.filled_on) as start_on,
+           coalesce(fc.cover_end, rx.filled_on + rx.days_supply - 1) as end_on,
+           coalesce(initcap(fc.ingredient) || ': ', '') || rx.drug_name
+           || coalesce(' ' || audit.num(coalesce(rx.daily_dose_mg,
+                  rx.strength_mg * rx.quantity / rx.days_supply)) || ' mg/day', '') as label
+    from evidence_ids as ev
+    inner join core.prescriptions as rx
+        on ev.tbl = 'prescriptions' and rx.rx_id = ev.id and rx.is_current
+    left join core.fill_coverage as fc on fc.rx_id = rx.rx_id
+    union all
+    select ev.pos, 1, s.session_date, s.session_date, s.modality || ' session'
+    from evidence_ids as ev
+    inner join core.therapy_sessions as s
+        on ev.tbl = 'therapy_sessions' and s.session_id = ev.id and s.is_current
+    union all
+    select ev.pos, 2, e.event_date, e.event_date, e.event_type
+    from evidence_ids as ev
+    inner join core.clinical_events as e
+        on ev.tbl = 'clinical_events' and e.event_id = ev.id and e.is_current
+    union all
+    select ev.pos, 3, d.diagnosed_on, d.diagnosed_on, d.code_system || ' ' || d.code
+    from evidence_ids as ev
+    inner join core.diagnoses as d
+        on ev.tbl = 'diagnoses' and d.diagnosis_id = ev.id and d.is_current
+    union all
+    select ev.pos, 4, a.assessed_on, a.assessed_on, a.instrument || ' ' || a.score
+    from evidence_ids as ev
+    inner join core.assessments as a
+        on ev.tbl = 'assessments' and a.assessment_id = ev.id and a.is_current
+),
+
+labels as (
+    select label, (row_number() over (order by label) - 1)::integer as idx
+    from (select distinct label from evidence) as l
+),
+
+case_columns as (
+    select json_build_object(
+        'id', coalesce(json_agg(p.case_id order by p.pos), '[]'),
+        'rule', coalesce(json_agg(p.rule_id order by p.pos), '[]'),
+        'severity', coalesce(json_agg(p.severity order by p.pos), '[]'),
+        'status', coalesce(json_agg(p.status order by p.pos), '[]'),
+        'patient', coalesce(json_agg(p.patient_id order by p.pos), '[]'),
+        'site', coalesce(json_agg(coalesce(s.idx, -1) order by p.pos), '[]'),
+        'prescriber', coalesce(json_agg(coalesce(pr.idx, -1) order by p.pos), '[]'),
+        'date', coalesce(json_agg(p.case_date - date '1970-01-01' order by p.pos), '[]'),
+        'summary', coalesce(json_agg(p.summary order by p.pos), '[]'),
+        'review', coalesce(json_agg(p.review order by p.pos), '[]'),
+        'first', coalesce(json_agg(p.first_seen_run order by p.pos), '[]'),
+        'last', coalesce(json_agg(p.last_seen_run order by p.pos), '[]'),
+        'index', coalesce(json_agg(pc.index_date - date '1970-01-01' order by p.pos), '[]')
+    ) as doc
+    from picked as p
+    left join sites as s on s.site_id = p.site_id
+    left join prescribers as pr on pr.prescriber_id = p.prescriber_id
+    left join core.ptsd_cohort as pc on pc.patient_id = p.patient_id
+),
+
+evidence_flat as (
+    select '[' || coalesce(string_agg(
+        concat_ws(',', e.pos, e.kind, e.start_on - date '1970-01-01',
+                  e.end_on - date '1970-01-01', l.idx), ','
+        order by e.pos, e.start_on, e.kind, l.idx), '') || ']' as flat
+    from evidence as e
+    inner join labels as l on l.label = e.label
+)
+
+select
+    (select doc from case_columns) as cases,
+    (select flat from evidence_flat) as evidence,
+    json_build_object(
+        'site', (select coalesce(json_agg(site_id order by idx), '[]') from sites),
+        'prescriber', (select coalesce(json_agg(prescriber_id order by idx), '[]') from prescribers),
+        'label', (select coalesce(json_agg(label order by idx), '[]') from labels)
+    ) as lookups
