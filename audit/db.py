@@ -194,6 +194,13 @@ def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psy
         conn.close()
 
 
-def take_loader_lock(conn: psycopg.Connection) -> None:
-    """Block until no other load runs; released when the transaction ends."""
-    conn.execute("select pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
+def take_loader_lock(conn: psycopg.Connection, shared: bool = False) -> None:
+    """Block until no other load or audit runs; released when the transaction ends.
+
+    Loads and audits take it exclusively; report writers take it shared, so
+    they never read derived tables that an audit is rebuilding.
+    """
+    if shared:
+        conn.execute("select pg_advisory_xact_lock_shared(%s)", (LOADER_LOCK_KEY,))
+    else:
+        conn.execute("select pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))

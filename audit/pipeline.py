@@ -142,16 +142,29 @@ def report(
     shared: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Write the run's report folder; ``run.json`` last, then ``latest``."""
+    """Write the run's report folder; ``run.json`` last, then ``latest``.
+
+    The reports read the derived tables that the next audit rebuilds, so they
+    are written under the shared form of the loader's advisory lock: no load
+    or audit runs meanwhile (reports may run side by side). If another audit
+    finished in between, its run is the one reported: the derived tables
+    describe it.
+    """
     progress = progress or (lambda msg: None)
-    run_id = summary["run_id"]
-    out.mkdir(parents=True, exist_ok=True)
-    run_dir = out / run_id
-    run_dir.mkdir(exist_ok=True)
-    progress("reports")
-    t = time.perf_counter()
-    summary = dict(summary)
-    summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
+    with conn.transaction():
+        db.take_loader_lock(conn, shared=True)
+        latest = latest_summary(conn)
+        if latest and latest["run_id"] != summary["run_id"]:
+            progress(f"a newer audit ran meanwhile: reporting its run {latest['run_id']}")
+            summary = latest
+        run_id = summary["run_id"]
+        out.mkdir(parents=True, exist_ok=True)
+        run_dir = out / run_id
+        run_dir.mkdir(exist_ok=True)
+        progress("reports")
+        t = time.perf_counter()
+        summary = dict(summary)
+        summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
     summary["timings_s"] = {**summary.get("timings_s", {}),
                             "reports": round(time.perf_counter() - t, 3)}  # fmt: skip
     write_json(run_dir / "run.json", summary)
