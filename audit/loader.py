@@ -247,7 +247,9 @@ class Loader:
                 )
             for spec in specs:
                 entry = manifest.files[spec.file_name]
-                rows = self._copy_file(batch_dir / spec.file_name, spec, entry.sha256, result)
+                rows = self._copy_file(
+                    batch_dir / spec.file_name, spec, batch_no, entry.sha256, result
+                )
                 if rows != entry.rows:
                     raise BatchRejected(
                         f"row count {rows} differs from the manifest's {entry.rows}",
@@ -339,7 +341,9 @@ class Loader:
             ),
         )
 
-    def _copy_file(self, path: Path, spec, expected_sha: str, result: BatchResult) -> int:
+    def _copy_file(
+        self, path: Path, spec, batch_no: int, expected_sha: str, result: BatchResult
+    ) -> int:
         header = read_header(path)
         extras = guard.check_header(spec, header)
         if extras:
@@ -347,7 +351,7 @@ class Loader:
             self.progress(
                 f"{spec.file_name}: dropping {len(extras)} column(s) outside the contract"
             )
-        part = checks.raw_partition(spec, self._batch_no_of(result))
+        part = checks.raw_partition(spec, batch_no)
         target = part
         if extras:
             target = sql.Identifier("_rxaudit_stage")
@@ -398,11 +402,6 @@ class Loader:
             )
             self.conn.execute("drop table _rxaudit_stage")
         return rows
-
-    @staticmethod
-    def _batch_no_of(result: BatchResult) -> int:
-        assert result.batch_no is not None
-        return result.batch_no
 
     def _summary(self, batch_no: int) -> list[dict]:
         rows = self.conn.execute(

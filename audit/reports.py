@@ -10,7 +10,6 @@ with a single quote.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import psycopg
@@ -243,7 +242,3 @@ def write_reports(
         (run_dir / "dashboard_shared.html").write_text(doc, encoding="utf-8")
         sizes["dashboard_shared.html"] = len(doc.encode())
     return sizes
-
-
-def dumps(doc: dict) -> str:
-    return json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n"

@@ -93,10 +93,6 @@ def catalogue() -> tuple[tuple[Model, ...], tuple[Rule, ...]]:
     return models, rules
 
 
-def rules_by_id() -> dict[str, Rule]:
-    return {r.id: r for r in catalogue()[1]}
-
-
 def _read_sql(path: Path) -> sql.SQL:
     return sql.SQL(path.read_text())  # our own file, never data
 

@@ -3,6 +3,7 @@
 -- treatment came strictly before each. TF sessions are distinct TF dates from
 -- any course; a first-line trial counts as adequate only when its acute window
 -- ended before the event (trial_start + acute_window_days - 1 < event date).
+-- is_ready: both held; gaps: what was missing, as the rules' summaries say it.
 with events as (
     select
         e.patient_id,
@@ -38,6 +39,14 @@ select
     ev.*,
     coalesce(tf.n_before, 0)::integer as tf_sessions_before,
     coalesce(adequate.n, 0) > 0 as adequate_first_line_before,
+    coalesce(tf.n_before, 0) >= %(tf_min_sessions)s::integer and coalesce(adequate.n, 0) > 0
+        as is_ready,
+    audit.readiness_gaps(
+        coalesce(tf.n_before, 0)::integer, %(tf_min_sessions)s::integer,
+        coalesce(adequate.n, 0) > 0, best.ingredient, best.trial_start,
+        best.acute_covered_days, best.has_effective_dose, best.acute_end, ev.event_date,
+        %(acute_days)s::integer
+    ) as gaps,
     best.ingredient as best_ingredient,
     best.trial_start as best_trial_start,
     best.acute_covered_days as best_acute_covered_days,
