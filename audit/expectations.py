@@ -18,6 +18,7 @@ ever stored with them.
 from __future__ import annotations
 
 import logging
+import uuid
 from functools import lru_cache
 
 import psycopg
@@ -190,7 +191,9 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
     gx, context = _gx()
     from sqlalchemy.pool import StaticPool
 
-    name = f"rxaudit_batch_{batch_no}_{id(conn)}"
+    # A name never used before in this process: GX keeps state by datasource
+    # name, and id(conn) of a closed connection can come back for a new one.
+    name = f"rxaudit_batch_{batch_no}_{uuid.uuid4().hex}"
     out: list[dict] = []
     conn.lent = True
     try:
