@@ -258,3 +258,21 @@ def merge_statements(
         ok=ok,
     )
     return [supersede, insert]
+
+
+def record_superseded_patients(supersede: sql.Composable, batch_no: int) -> sql.Composable:
+    """The supersede step, also recording the patients of the versions it replaced."""
+    return sql.SQL(
+        "with superseded as ({supersede} returning c.patient_id) "
+        "insert into audit.batch_patients (batch_no, patient_id) "
+        "select distinct {b}, patient_id from superseded on conflict do nothing"
+    ).format(supersede=supersede, b=sql.Literal(batch_no))
+
+
+def record_batch_patients(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """Record the patients named by the batch's rows of this file."""
+    return sql.SQL(
+        "insert into audit.batch_patients (batch_no, patient_id) "
+        "select distinct {b}, r.patient_id from {part} r where r.patient_id is not null "
+        "on conflict do nothing"
+    ).format(b=sql.Literal(batch_no), part=raw_partition(spec, batch_no))

@@ -86,6 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress(args.quiet),
         policy_path=Path(args.policy) if args.policy else None,
         shared=args.shared,
+        full_audit=args.full_audit,
     )
     for batch in summary["batches"]:
         if batch["status"] == "rejected":
@@ -205,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared",
         action="store_true",
         help="also write dashboard_shared.html, holding only suppressed aggregates",
+    )
+    p_run.add_argument(
+        "--full-audit",
+        action="store_true",
+        help="re-evaluate every patient, even when only some were touched since the last run",
     )
     p_run.set_defaults(func=cmd_run)
 

@@ -3,9 +3,11 @@
 One suite per file of the extract format, generated from the catalogue in
 :mod:`audit.contract`: each contract column exists; required columns are not
 null; ids, trial ids, dates, whole numbers and decimals match their formats;
-enumerations are in their sets; ranges (``days_supply`` 1-365, scores 0-80,
-decimals above 0, calendar dates) and referential integrity to patients are
-checked by ``UnexpectedRowsExpectation`` queries.
+enumerations are in their sets; keys are unique; patient ids refer to a known
+patient (an ``UnexpectedRowsExpectation`` query). Ranges (``days_supply``
+1-365, scores 0-80, decimals above 0, dates that exist in the calendar) are
+the row-level checks' (:mod:`audit.checks`), which quarantine each such row:
+as a GX query they cost two more scans of every file for the same answer.
 
 The suites run as SQL inside PostgreSQL, on the batch's raw partition, inside
 the load's own transaction: GX is handed the loader's connection (see
@@ -18,6 +20,7 @@ ever stored with them.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from functools import lru_cache
 
@@ -32,8 +35,25 @@ log = logging.getLogger(__name__)
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 
 
-@lru_cache(maxsize=1)
+_gx_lock = threading.Lock()
+
+
+def prefetch() -> None:
+    """Import GX and make its context in a background thread.
+
+    Importing Great Expectations takes seconds of CPU; the loader calls this
+    when a load starts so the import overlaps the ``COPY`` of the files.
+    """
+    threading.Thread(target=_gx, name="rxaudit-gx-import", daemon=True).start()
+
+
 def _gx():
+    with _gx_lock:
+        return _make_gx()
+
+
+@lru_cache(maxsize=1)
+def _make_gx():
     for name in ("great_expectations", "great_expectations.core", "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import great_expectations as gx
@@ -51,41 +71,6 @@ def _quiet_gx_loggers() -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("great_expectations"):
             logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _out_of_range_condition(col: contract.Column) -> str | None:
-    """SQL condition (identifiers from the catalogue) true when out of range."""
-    c = col.name
-
-    def lit(pattern: str) -> str:  # GX formats the query: braces are doubled
-        return pattern.replace("{", "{{").replace("}", "}}")
-
-    if col.kind == contract.INT and col.min_value is not None:
-        return (
-            f"case when {c} ~ '{lit(contract.INT_PATTERN)}' and length({c}) <= "
-            f"{contract.INT_MAX_LENGTH} then {c}::bigint not between {col.min_value} "
-            f"and {col.max_value} else false end"
-        )
-    if col.kind == contract.DECIMAL:
-        return (
-            f"case when {c} ~ '{lit(contract.DECIMAL_PATTERN)}' and length({c}) <= "
-            f"{contract.DECIMAL_MAX_LENGTH} then {c}::numeric <= 0 else false end"
-        )
-    if col.kind == contract.DATE:
-        return f"({c} <> '' and not audit.is_calendar_date({c}))"
-    return None
-
-
-def _range_query(spec: FileSpec) -> tuple[str, str] | None:
-    """One query for all range checks of a file (one scan), and its description."""
-    conds = [(c.name, _out_of_range_condition(c)) for c in spec.columns]
-    conds = [(n, cond) for n, cond in conds if cond]
-    if not conds:
-        return None
-    where = " or ".join(cond for _, cond in conds)
-    names = ", ".join(n for n, _ in conds)
-    query = f"select line_no from {{batch}} where {where}"  # noqa: S608 - catalogue names only
-    return query, f"values in range: {names}"
 
 
 def build_suite(spec: FileSpec, batch_no: int | None = None):
@@ -123,12 +108,6 @@ def build_suite(spec: FileSpec, batch_no: int | None = None):
                     column=col.name, min_value=1, max_value=contract.ID_MAX_LENGTH
                 )
             )
-    ranged = _range_query(spec)
-    if ranged:
-        query, description = ranged
-        suite.add_expectation(
-            gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description)
-        )
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=spec.key))
     if spec.refers_to_patient and batch_no is not None:
         ident = f"raw.patients_p{batch_no:06d}"  # the partition the loader created

@@ -71,8 +71,14 @@ def audit(
     batches: list[dict] | None = None,
     progress: Callable[[str], None] | None = None,
     timings: dict[str, float] | None = None,
+    full: bool = False,
 ) -> dict:
-    """One audit transaction: rules, pathway, case states, measures; the run's summary."""
+    """One audit transaction: rules, pathway, case states, measures; the run's summary.
+
+    Only the patients touched since the previous run are re-evaluated when
+    that gives the same result (see :func:`audit.rules.plan`); ``full``
+    re-evaluates everyone.
+    """
     progress = progress or (lambda msg: None)
     batches = batches or []
     timings = dict(timings or {})
@@ -89,7 +95,7 @@ def audit(
             " policy_sha256) values (%s, %s, 'running', %s, %s)",
             (run_id, started, pol.version, pol.sha256),
         )
-        result = rules.evaluate(conn, pol, run_id, progress)
+        result = rules.evaluate(conn, pol, run_id, progress, full=full)
         progress("measures")
         tm = time.perf_counter()
         measures.compute(
@@ -106,6 +112,13 @@ def audit(
             "finished_at": finished.isoformat(timespec="seconds"),
             "as_of": result.as_of.isoformat() if result.as_of else None,
             "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
+            "evaluation": {
+                "mode": result.plan.mode,
+                "reason": result.plan.reason,
+                "touched_patients": result.plan.touched
+                if result.plan.mode == "incremental"
+                else None,
+            },
             "batches": batches,
             "counts": counts,
             "rows_in": sum(b.get("rows_in", 0) for b in batches),
@@ -188,6 +201,7 @@ def run(
     progress: Callable[[str], None] | None = None,
     policy_path: Path | None = None,
     shared: bool = False,
+    full_audit: bool = False,
 ) -> dict:
     """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder."""
     pol = policy.load(policy_path)
@@ -195,6 +209,6 @@ def run(
     with db.session() as conn:
         batches = ingest_batches(conn, batch_dirs, settings, progress)
         timings = {"ingest": time.perf_counter() - t0}
-        summary = audit(conn, pol, batches, progress, timings)
+        summary = audit(conn, pol, batches, progress, timings, full=full_audit)
         summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         return report(conn, summary, out, shared, progress)

@@ -15,6 +15,8 @@ audit leaves the previous state whole.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 import time
 import tomllib
 from collections.abc import Callable
@@ -75,6 +77,7 @@ class AuditResult:
     persisting_cases: int = 0
     cohort_patients: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    plan: Plan | None = None
 
 
 @lru_cache(maxsize=1)
@@ -91,10 +94,6 @@ def catalogue() -> tuple[tuple[Model, ...], tuple[Rule, ...]]:
         if not item.path.is_file():
             raise FileNotFoundError(f"catalogue entry without SQL file: {item.path}")
     return models, rules
-
-
-def _read_sql(path: Path) -> sql.SQL:
-    return sql.SQL(path.read_text())  # our own file, never data
 
 
 def refresh_policy_tables(conn: psycopg.Connection, policy: Policy) -> None:
@@ -136,12 +135,39 @@ def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...]) -> Non
         )
 
 
-def build_model(conn: psycopg.Connection, model: Model, params: dict) -> None:
+def build_model(
+    conn: psycopg.Connection,
+    model: Model,
+    params: dict,
+    incremental: bool = False,
+    models: set[str] = frozenset(),
+) -> None:
+    """Build a derived table: all of it in ``core``, or (incremental) the
+    touched patients' rows in a temporary table that then replaces theirs."""
+    query = _sql_for(model.path, incremental, models)
+    if incremental:
+        temp = sql.Identifier("pg_temp", model.name)
+        conn.execute(sql.SQL("create temp table {} on commit drop as ").format(temp) + query, params)
+        conn.execute(sql.SQL("analyze {}").format(temp))
+        stored = sql.Identifier("core", model.name)
+        if model.name == "drug_name_map":  # keyed by name, not patient: add new names
+            conn.execute(
+                sql.SQL(
+                    "insert into {stored} select * from {temp} as n where not exists"
+                    " (select 1 from {stored} as m where m.drug_name = n.drug_name)"
+                ).format(stored=stored, temp=temp)
+            )
+        else:
+            conn.execute(
+                sql.SQL(
+                    "delete from {stored} as m using rx_touched as t where t.patient_id = m.patient_id"
+                ).format(stored=stored)
+            )
+            conn.execute(sql.SQL("insert into {} select * from {}").format(stored, temp))
+        return
     table = sql.Identifier("core", model.name)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
-    conn.execute(
-        sql.SQL("create unlogged table {} as ").format(table) + _read_sql(model.path), params
-    )
+    conn.execute(sql.SQL("create unlogged table {} as ").format(table) + query, params)
     for cols in model.indexes:
         conn.execute(
             sql.SQL("create index on {} ({})").format(
@@ -151,17 +177,125 @@ def build_model(conn: psycopg.Connection, model: Model, params: dict) -> None:
     conn.execute(sql.SQL("analyze {}").format(table))
 
 
-def run_rule(conn: psycopg.Connection, rule: Rule, params: dict) -> int:
+def run_rule(
+    conn: psycopg.Connection,
+    rule: Rule,
+    params: dict,
+    incremental: bool = False,
+    models: set[str] = frozenset(),
+) -> int:
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)
     src = sql.SQL(", ").join(sql.SQL("c.") + sql.Identifier(c) for c in CASE_COLUMNS)
     stmt = (
         sql.SQL(
             "insert into audit.run_cases (run_id, {cols}) select %(run_id)s, {src} from ("
         ).format(cols=cols, src=src)
-        + _read_sql(rule.path)
+        + _sql_for(rule.path, incremental, models)
         + sql.SQL(") as c")
     )
     return conn.execute(stmt, params).rowcount
+
+
+@lru_cache(maxsize=1)
+def engine_sha256() -> str:
+    """One hash of the catalogue and every derived-table and rule SQL file."""
+    digest = hashlib.sha256()
+    for path in [CATALOGUE, *sorted(DERIVE_DIR.glob("*.sql")), *sorted(RULES_DIR.glob("*.sql"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    """How an audit evaluates: everyone (full) or the patients touched since
+    the previous run (incremental), and why."""
+
+    mode: str
+    reason: str
+    last_batch_no: int
+    previous_run: str | None = None
+    touched: int = 0
+
+
+# An incremental audit re-evaluating more than this share of the cohort is no
+# cheaper than a full one.
+INCREMENTAL_MAX_SHARE = 0.25
+
+
+def plan(conn: psycopg.Connection, policy: Policy, as_of, full: bool = False) -> Plan:
+    """Decide full or incremental; for incremental, fill ``rx_touched``.
+
+    Incremental needs a previous finished run with the same as_of (it decides
+    which trials are ongoing), the same policy and the same rule SQL, derived
+    tables intact (unlogged tables are emptied by a crash), and no broad
+    batch since (one that changed trials or brought a large share of a
+    table). The touched patients are those the batches loaded since named,
+    in their own rows or in the versions their corrections superseded.
+    """
+    last_batch_no = conn.execute(
+        "select coalesce(max(batch_no), 0) from audit.batches where status = 'loaded'"
+    ).fetchone()[0]
+    conn.execute(
+        "create temp table if not exists rx_touched (patient_id text primary key) on commit drop"
+    )
+    conn.execute("truncate rx_touched")
+
+    def full_plan(reason: str) -> Plan:
+        return Plan("full", reason, last_batch_no)
+
+    if full:
+        return full_plan("a full evaluation was asked for")
+    prev = conn.execute(
+        "select run_id, as_of, policy_sha256, engine_sha256, last_batch_no,"
+        " (summary ->> 'cohort_patients')::integer from audit.runs"
+        " where status in ('ok', 'rejected') order by finished_at desc, run_id desc limit 1"
+    ).fetchone()
+    if prev is None:
+        return full_plan("first audit")
+    prev_run, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort = prev
+    if prev_batch is None:
+        return full_plan("the previous run did not record its batches")
+    if prev_as_of != as_of:
+        return full_plan("as_of moved")
+    if prev_policy != policy.sha256:
+        return full_plan("the policy changed")
+    if prev_engine != engine_sha256():
+        return full_plan("the rules' SQL changed")
+    if conn.execute("select to_regclass('core.care_pathway') is null").fetchone()[0]:
+        return full_plan("derived tables missing")
+    if conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0] != prev_cohort:
+        return full_plan("derived tables not intact")
+    broad = conn.execute(
+        "select count(*) filter (where touches_all) from audit.batches"
+        " where status = 'loaded' and batch_no > %s",
+        (prev_batch,),
+    ).fetchone()[0]
+    if broad:
+        return full_plan("a broad batch was loaded")
+    touched = conn.execute(
+        "insert into rx_touched select distinct patient_id from audit.batch_patients"
+        " where batch_no > %s",
+        (prev_batch,),
+    ).rowcount
+    if touched > INCREMENTAL_MAX_SHARE * max(prev_cohort, 1) and touched > 1000:
+        conn.execute("truncate rx_touched")
+        return full_plan("too many patients touched")
+    conn.execute("analyze rx_touched")
+    return Plan("incremental", f"{touched} patient(s) touched", last_batch_no, prev_run, touched)
+
+
+_MODEL_REF = re.compile(r"\bcore\.(\w+)\b")
+
+
+def _sql_for(path: Path, incremental: bool, models: set[str]) -> sql.SQL:
+    """A model's or rule's SQL; incremental, it reads this audit's temporary
+    (touched-patient) derived tables instead of the stored ones."""
+    text = path.read_text()  # our own file, never data
+    if incremental:
+        text = _MODEL_REF.sub(
+            lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in models else m.group(0), text
+        )
+    return sql.SQL(text)
 
 
 def evaluate(
@@ -169,11 +303,15 @@ def evaluate(
     policy: Policy,
     run_id: str,
     progress: Callable[[str], None] | None = None,
+    full: bool = False,
 ) -> AuditResult:
     """Evaluate every rule for the data loaded so far; write this run's cases.
 
     The caller has inserted the ``audit.runs`` row of ``run_id`` in the same
-    transaction (see :func:`audit.pipeline.run`).
+    transaction (see :func:`audit.pipeline.run`). When :func:`plan` allows,
+    only the patients touched since the previous run are re-evaluated; the
+    others' derived rows and cases carry over unchanged, so the result
+    equals a full evaluation (tests/test_incremental.py checks it).
     """
     progress = progress or (lambda msg: None)
     models, rules = catalogue()
@@ -186,12 +324,26 @@ def evaluate(
     params = {**policy.params(), "as_of": as_of or NOTHING_LOADED, "run_id": run_id}
 
     t0 = time.perf_counter()
+    the_plan = plan(conn, policy, as_of, full)
+    result.plan = the_plan
+    incremental = the_plan.mode == "incremental"
+    params["incremental"] = incremental
+    progress(f"audit: {the_plan.mode} ({the_plan.reason})")
+    conn.execute(
+        "update audit.runs set mode = %s, last_batch_no = %s, engine_sha256 = %s,"
+        " touched_patients = %s where run_id = %s",
+        (the_plan.mode, the_plan.last_batch_no, engine_sha256(),
+         the_plan.touched if incremental else None, run_id),
+    )  # fmt: skip
+    pathway = Model("care_pathway", (("patient_id",),))
+    names = {m.name for m in models} | {pathway.name}
+
     refresh_policy_tables(conn, policy)
     refresh_rule_table(conn, rules)
     for model in models:
         progress(f"derive {model.name}")
         t = time.perf_counter()
-        build_model(conn, model, params)
+        build_model(conn, model, params, incremental, names)
         result.timings[f"derive.{model.name}"] = time.perf_counter() - t
     result.timings["derive"] = time.perf_counter() - t0
 
@@ -199,25 +351,47 @@ def evaluate(
     for rule in rules:
         progress(f"rule {rule.id}")
         t = time.perf_counter()
-        n = run_rule(conn, rule, params)
+        n = run_rule(conn, rule, params, incremental, names)
         seconds = time.perf_counter() - t
-        result.cases_by_rule[rule.id] = n
         result.timings[f"rule.{rule.id}"] = seconds
         conn.execute(
             "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
             (run_id, rule.id, n, round(seconds, 3)),
         )
+    if incremental:  # the other patients' cases carry over from the previous run
+        conn.execute(
+            sql.SQL(
+                "insert into audit.run_cases (run_id, {cols}) select %s, {cols}"
+                " from audit.run_cases as c where c.run_id = %s and not exists"
+                " (select 1 from rx_touched as t where t.patient_id = c.patient_id)"
+            ).format(cols=sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)),
+            (run_id, the_plan.previous_run),
+        )
+    for rule_id, n in conn.execute(
+        "select rule_id, count(*) from audit.run_cases where run_id = %s group by rule_id",
+        (run_id,),
+    ).fetchall():
+        result.cases_by_rule[rule_id] = n
+    for rule in rules:
+        result.cases_by_rule.setdefault(rule.id, 0)
+    result.cases_by_rule = {r.id: result.cases_by_rule[r.id] for r in rules}
     result.timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     progress("care pathway")
-    build_model(conn, Model("care_pathway", (("patient_id",),)), params)
-    conn.execute("truncate audit.pathway")
-    conn.execute("insert into audit.pathway select * from core.care_pathway")
+    build_model(conn, pathway, params, incremental, names)
+    if incremental:
+        conn.execute(
+            "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"
+        )
+        conn.execute("insert into audit.pathway select * from pg_temp.care_pathway")
+    else:
+        conn.execute("truncate audit.pathway")
+        conn.execute("insert into audit.pathway select * from core.care_pathway")
     result.timings["pathway"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    _update_cases(conn, run_id, policy)
+    _update_cases(conn, run_id, policy, the_plan.previous_run if incremental else None)
     counts = conn.execute(
         "select count(*) filter (where status = 'open'), count(*) filter (where status = 'excluded')"
         " from audit.run_cases where run_id = %s",
@@ -236,21 +410,38 @@ def evaluate(
     return result
 
 
-def _update_cases(conn: psycopg.Connection, run_id: str, policy: Policy) -> None:
+def _update_cases(
+    conn: psycopg.Connection, run_id: str, policy: Policy, previous_run: str | None = None
+) -> None:
     """Bring audit.cases up to date with this run's findings.
 
     A case found again keeps its first run and its reviews; a case found
     before but not now no longer holds (after a correction): it stays, marked
     resolved in this run, so nothing silently disappears. A resolved case
     found again is open (or excluded) again.
+
+    Incremental (``previous_run`` given), only the touched patients' cases
+    are written again; the others' cases, unchanged since ``previous_run``,
+    are marked seen in this run too.
     """
+    touched_only = ""
+    if previous_run is not None:
+        touched_only = (
+            " and patient_id in (select patient_id from rx_touched)"
+        )
+        conn.execute(
+            "update audit.cases as c set last_seen_run = %s, updated_at = now()"
+            " where c.last_seen_run = %s and c.status <> 'resolved' and not exists"
+            " (select 1 from rx_touched as t where t.patient_id = c.patient_id)",
+            (run_id, previous_run),
+        )
     conn.execute(
         "insert into audit.cases (case_id, rule_id, severity, status, patient_id, site_id,"
         " prescriber_id, case_date, summary, evidence, policy_version, first_seen_run,"
         " last_seen_run)"
         " select case_id, rule_id, severity, status, patient_id, site_id, prescriber_id,"
         " case_date, summary, evidence, %(version)s, %(run_id)s, %(run_id)s"
-        " from audit.run_cases where run_id = %(run_id)s"
+        " from audit.run_cases where run_id = %(run_id)s" + touched_only +
         " on conflict (case_id) do update set rule_id = excluded.rule_id,"
         " severity = excluded.severity, status = excluded.status,"
         " patient_id = excluded.patient_id, site_id = excluded.site_id,"

@@ -48,7 +48,7 @@ def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
 
 def test_validation_results_are_stored_without_values(conn, tmp_path):
     tables = base_tables(n_rx=150)
-    tables["prescriptions"][0]["days_supply"] = "400"
+    tables["prescriptions"][0]["days_supply"] = "4O0"
     ingest(conn, make_batch(tmp_path, tables=tables))
     rows = conn.execute(
         "select file_name, success, results from audit.validation_results order by file_name"
@@ -59,10 +59,11 @@ def test_validation_results_are_stored_without_values(conn, tmp_path):
     rx = {r[0]: r for r in rows}["prescriptions.csv"]
     assert rx[1] is False
     failed = [e for e in rx[2] if not e["success"]]
-    assert [e["description"] for e in failed] == [
-        "values in range: strength_mg, quantity, days_supply, daily_dose_mg, filled_on"
+    assert [(e["expectation"], e["column"]) for e in failed] == [
+        ("expect_column_values_to_match_regex", "days_supply")
     ]
-    assert "400" not in json.dumps(rx[2])
+    assert failed[0]["unexpected_count"] == 1
+    assert "4O0" not in json.dumps(rx[2])
 
 
 # -- manifest faults ----------------------------------------------------------

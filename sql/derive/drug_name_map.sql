@@ -5,6 +5,8 @@ with names as (
     select distinct rx.drug_name
     from core.prescriptions as rx
     where rx.is_current
+      -- an incremental audit: only the names of the touched patients' fills
+      and (not %(incremental)s::boolean or rx.patient_id in (select t.patient_id from rx_touched as t))
 )
 
 select distinct

@@ -8,6 +8,8 @@ with ptsd_diagnoses as (
     from core.diagnoses as d
     where d.is_current
       and d.diagnosed_on <= %(as_of)s
+      -- an incremental audit: only the patients touched since the last run
+      and (not %(incremental)s::boolean or d.patient_id in (select t.patient_id from rx_touched as t))
       and (
           (d.code_system = 'ICD10CM'
            and upper(replace(d.code, '.', '')) = any(%(ptsd_icd10cm)s::text[]))

@@ -8,51 +8,67 @@
 --                case_date falls in the quarter, at the case's site;
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
 --   above the all-sites rate of the same rule and quarter.
-with activity as (
-    select x.patient_id, x.site_id, x.prescriber_id,
-           date_trunc('quarter', x.on_date)::date as period
-    from (
-        select patient_id, site_id, prescriber_id, filled_on as on_date
-        from core.prescriptions
-        where is_current and filled_on <= %(as_of)s::date
-        union all
-        select patient_id, site_id, null, session_date
-        from core.therapy_sessions
-        where is_current and session_date <= %(as_of)s::date
-        union all
-        select d.patient_id, c.home_site_id, null, d.diagnosed_on
-        from core.diagnoses as d
-        inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
-        where d.is_current and d.diagnosed_on <= %(as_of)s::date
-    ) as x
-    inner join core.ptsd_cohort as c on c.patient_id = x.patient_id
-),
-
-cases as (
+with cases as (
     select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
            date_trunc('quarter', case_date)::date as period
     from audit.run_cases
     where run_id = %(run_id)s and status = 'open' and case_date <= %(as_of)s::date
 ),
 
-population as (
-    select patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id, period
-    from activity
-    union
-    select patient_id, site_id, prescriber_id, period from cases
+-- the (patient, site, quarter) of open cases not otherwise seen there, and
+-- of patients not seen anywhere that quarter (core.patient_sites holds the
+-- rest, counted once per site and once for all sites)
+case_sites as (
+    select distinct period, site_id, patient_id from cases
+),
+
+extra_sites as (
+    select c.period, c.site_id from case_sites as c
+    where not exists (
+        select 1 from core.patient_sites as s
+        where s.patient_id = c.patient_id and s.period = c.period and s.site_id = c.site_id)
+),
+
+extra_all as (
+    select distinct c.period, c.patient_id from case_sites as c
+    where not exists (
+        select 1 from core.patient_sites as s
+        where s.patient_id = c.patient_id and s.period = c.period)
 ),
 
 site_den as (
-    select period, site_id, count(distinct patient_id)::integer as denominator
-    from population group by period, site_id
+    select period, site_id, count(*)::integer as denominator
+    from (
+        select period, site_id from core.patient_sites
+        union all
+        select period, site_id from extra_sites
+    ) as x
+    group by period, site_id
     union all
-    select period, 'ALL', count(distinct patient_id)::integer
-    from population group by period
+    select period, 'ALL', count(*)::integer
+    from (
+        select period from core.patient_sites where first_in_period
+        union all
+        select period from extra_all
+    ) as x
+    group by period
 ),
 
 prescriber_den as (
-    select period, site_id, prescriber_id, count(distinct patient_id)::integer as denominator
-    from population where prescriber_id <> ''
+    select period, site_id, prescriber_id, count(*)::integer as denominator
+    from (
+        select period, site_id, prescriber_id from core.patient_prescribers
+        union all
+        select c.period, c.site_id, c.prescriber_id
+        from (
+            select distinct period, site_id, prescriber_id, patient_id
+            from cases where prescriber_id <> ''
+        ) as c
+        where not exists (
+            select 1 from core.patient_prescribers as p
+            where p.patient_id = c.patient_id and p.period = c.period
+              and p.site_id = c.site_id and p.prescriber_id = c.prescriber_id)
+    ) as x
     group by period, site_id, prescriber_id
 ),
 

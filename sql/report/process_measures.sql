@@ -3,9 +3,9 @@
 --                        last session) that reached tf_min_sessions;
 --   FIRST-LINE-ADEQUATE  completed first-line trials (by the quarter of their
 --                        end and the site of their first fill) that were adequate;
---   BZD-ACTIVE-SHARE     active cohort patients (any prescription, session or
---                        diagnosis at the site in the quarter) with any
---                        benzodiazepine covered day in the quarter.
+--   BZD-ACTIVE-SHARE     active cohort patients (any prescription or session
+--                        at the site in the quarter) with any benzodiazepine
+--                        covered day in the quarter.
 with courses as (
     select to_char(last_session, 'YYYY-"Q"Q') as period, last_site_id as site_id,
            (n_sessions >= %(tf_min_sessions)s::integer)::integer as ok,
@@ -22,37 +22,10 @@ trials as (
     where first_line and not is_ongoing
 ),
 
-active as (
-    select distinct x.patient_id, x.site_id, to_char(x.on_date, 'YYYY-"Q"Q') as period,
-           date_trunc('quarter', x.on_date)::date as q_start
-    from (
-        select patient_id, site_id, filled_on as on_date from core.prescriptions
-        where is_current and filled_on <= %(as_of)s::date
-        union all
-        select patient_id, site_id, session_date from core.therapy_sessions
-        where is_current and session_date <= %(as_of)s::date
-    ) as x
-    inner join core.ptsd_cohort as c on c.patient_id = x.patient_id
-),
-
-bzd as (
-    select a.period, a.site_id, a.patient_id as unit,
-           exists (
-               select 1 from core.bzd_fills as b
-               where b.patient_id = a.patient_id
-                 and b.cover_start <= least((a.q_start + interval '3 months' - interval '1 day')::date,
-                                            %(as_of)s::date)
-                 and b.cover_end >= a.q_start
-           )::integer as ok
-    from active as a
-),
-
 units as (
     select 'TF-COURSE-ADEQUATE' as measure_id, period, site_id, unit, ok from courses
     union all
     select 'FIRST-LINE-ADEQUATE', period, site_id, unit, ok from trials
-    union all
-    select 'BZD-ACTIVE-SHARE', period, site_id, unit, ok from bzd
 ),
 
 counted as (
@@ -65,6 +38,18 @@ counted as (
            count(distinct unit)::integer,
            count(distinct unit) filter (where ok = 1)::integer
     from units group by measure_id, period
+    -- active patients: core.patient_sites has one row per patient, site and
+    -- quarter, and marks each patient's first visited site of the quarter
+    union all
+    select 'BZD-ACTIVE-SHARE', to_char(period, 'YYYY-"Q"Q'), site_id,
+           count(*)::integer, count(*) filter (where bzd_covered)::integer
+    from core.patient_sites where by_visit
+    group by period, site_id
+    union all
+    select 'BZD-ACTIVE-SHARE', to_char(period, 'YYYY-"Q"Q'), 'ALL',
+           count(*)::integer, count(*) filter (where bzd_covered)::integer
+    from core.patient_sites where first_visit_in_period
+    group by period
 )
 
 select
