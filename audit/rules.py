@@ -147,7 +147,9 @@ def build_model(
     query = _sql_for(model.path, incremental, models)
     if incremental:
         temp = sql.Identifier("pg_temp", model.name)
-        conn.execute(sql.SQL("create temp table {} on commit drop as ").format(temp) + query, params)
+        conn.execute(
+            sql.SQL("create temp table {} on commit drop as ").format(temp) + query, params
+        )
         conn.execute(sql.SQL("analyze {}").format(temp))
         stored = sql.Identifier("core", model.name)
         if model.name == "drug_name_map":  # keyed by name, not patient: add new names
@@ -424,11 +426,7 @@ def _update_cases(
     are written again; the others' cases, unchanged since ``previous_run``,
     are marked seen in this run too.
     """
-    touched_only = ""
     if previous_run is not None:
-        touched_only = (
-            " and patient_id in (select patient_id from rx_touched)"
-        )
         conn.execute(
             "update audit.cases as c set last_seen_run = %s, updated_at = now()"
             " where c.last_seen_run = %s and c.status <> 'resolved' and not exists"
@@ -441,7 +439,8 @@ def _update_cases(
         " last_seen_run)"
         " select case_id, rule_id, severity, status, patient_id, site_id, prescriber_id,"
         " case_date, summary, evidence, %(version)s, %(run_id)s, %(run_id)s"
-        " from audit.run_cases where run_id = %(run_id)s" + touched_only +
+        " from audit.run_cases where run_id = %(run_id)s and (%(all)s"
+        " or patient_id in (select patient_id from rx_touched))"
         " on conflict (case_id) do update set rule_id = excluded.rule_id,"
         " severity = excluded.severity, status = excluded.status,"
         " patient_id = excluded.patient_id, site_id = excluded.site_id,"
@@ -449,7 +448,7 @@ def _update_cases(
         " summary = excluded.summary, evidence = excluded.evidence,"
         " policy_version = excluded.policy_version, last_seen_run = excluded.last_seen_run,"
         " resolved_run = null, updated_at = now()",
-        {"version": policy.version, "run_id": run_id},
+        {"version": policy.version, "run_id": run_id, "all": previous_run is None},
     )
     conn.execute(
         "update audit.cases set status = 'resolved', resolved_run = %s, updated_at = now()"

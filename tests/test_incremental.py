@@ -107,9 +107,7 @@ def snapshot(conn, run_id: str) -> dict:
             ).fetchall()
         ),
         "pathway": set(conn.execute("select p::text from audit.pathway as p").fetchall()),
-        "case_states": set(
-            conn.execute("select case_id, status from audit.cases").fetchall()
-        ),
+        "case_states": set(conn.execute("select case_id, status from audit.cases").fetchall()),
     }
     for model in models:
         if model.name == "drug_name_map":  # keyed by name; may keep names no longer used
@@ -159,10 +157,13 @@ def test_an_audit_with_nothing_new_is_incremental_and_unchanged(conn, tmp_path):
     a, b = snapshot(conn, first["run_id"]), snapshot(conn, again["run_id"])
     assert a == b
     assert again["cases"]["new"] == 0 and again["cases"]["resolved"] == 0
-    assert conn.execute(
-        "select count(*) from audit.cases where last_seen_run <> %s and status <> 'resolved'",
-        (again["run_id"],),
-    ).fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "select count(*) from audit.cases where last_seen_run <> %s and status <> 'resolved'",
+            (again["run_id"],),
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_full_evaluation_when_as_of_moves_or_the_policy_changes(conn, tmp_path):
