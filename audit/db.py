@@ -46,22 +46,38 @@ class LendableConnection(psycopg.Connection):
     """A psycopg connection that can be lent to SQLAlchemy (and so to GX).
 
     While lent, the borrower's commit, rollback and close are no-ops, so the
-    borrower runs its queries inside the lender's open transaction.
+    borrower runs its queries inside the lender's open transaction. They stay
+    no-ops once it has been lent (``borrowed``): the borrower's engine may be
+    garbage-collected at any later moment and close what it holds. Only the
+    owner closes it: :meth:`release`, or leaving its ``with`` block.
     """
 
     lent: bool = False
+    borrowed: bool = False
+
+    def _borrower_may_act(self) -> bool:
+        return not (self.lent or self.borrowed)
 
     def commit(self) -> None:
-        if not self.lent:
+        if self._borrower_may_act():
             super().commit()
 
     def rollback(self) -> None:
-        if not self.lent:
+        if self._borrower_may_act():
             super().rollback()
 
     def close(self) -> None:
-        if not self.lent:
+        if self._borrower_may_act():
             super().close()
+
+    def release(self) -> None:
+        """The owner's close."""
+        self.lent = self.borrowed = False
+        super().close()
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        self.lent = self.borrowed = False
+        return super().__exit__(exc_type, exc_val, exc_tb)
 
 
 def home_dir() -> Path:
@@ -191,7 +207,7 @@ def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psy
             upgrade(conn)
         yield conn
     finally:
-        conn.close()
+        conn.release()
 
 
 def take_loader_lock(conn: psycopg.Connection, shared: bool = False) -> None:

@@ -174,7 +174,7 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
     # name, and id(conn) of a closed connection can come back for a new one.
     name = f"rxaudit_batch_{batch_no}_{uuid.uuid4().hex}"
     out: list[dict] = []
-    conn.lent = True
+    conn.lent = conn.borrowed = True
     try:
         ds = context.data_sources.add_postgres(
             name=name,
