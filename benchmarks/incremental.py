@@ -6,7 +6,8 @@ Loads the cached cohort of benchmarks/pipeline.py into a fresh database (the
 full run: ingest, audit, reports), then a second batch touching ``--share`` of
 the patients: for each, one new fill, one new session, and a correction of one
 of their earlier fills (same rx_id, a longer supply). Times the second run the
-same way. The last line printed is JSON with both times and the share.
+same way. The last line printed is JSON with both times, the share and the
+incremental run's stages (its audit re-evaluates only the touched patients).
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ def touching_batch(full: Path, out: Path, share: float, seed: int) -> int:
     return len(chosen)
 
 
-def timed_run(url: str, batch: Path, out: Path) -> float:
+def timed_run(url: str, batch: Path, out: Path) -> tuple[float, dict]:
+    """Seconds of one run, and its stages (ingest, audit parts, reports)."""
     t0 = time.perf_counter()
     with db.session(url) as conn:
+        t = time.perf_counter()
         results = pipeline.ingest_batches(conn, [batch])
         assert results[0]["status"] == "loaded", results[0]
+        stages = {"ingest": time.perf_counter() - t}
         summary = pipeline.audit(conn, policy.load(), results)
+        for k in ("derive", "rules", "pathway", "cases", "measures"):
+            stages[f"audit.{k}"] = summary["timings_s"].get(k, 0.0)
+        t = time.perf_counter()
         pipeline.report(conn, summary, out)
-    return time.perf_counter() - t0
+        stages["reports"] = time.perf_counter() - t
+    stages["mode"] = summary["evaluation"]["mode"]
+    return time.perf_counter() - t0, stages
 
 
 def main() -> None:
@@ -76,8 +85,8 @@ def main() -> None:
     name = "rxaudit_bench_incremental"
     try:
         url = scratch_db(admin, name)
-        full_s = timed_run(url, full, work / "reports")
-        incremental_s = timed_run(url, work / "incremental-001", work / "reports")
+        full_s, _ = timed_run(url, full, work / "reports")
+        incremental_s, stages = timed_run(url, work / "incremental-001", work / "reports")
     finally:
         drop_db(admin, name)
     print(
@@ -88,6 +97,9 @@ def main() -> None:
                 "full_s": round(full_s, 2),
                 "incremental_s": round(incremental_s, 2),
                 "share": round(incremental_s / full_s, 3),
+                "incremental_stages_s": {
+                    k: round(v, 2) if isinstance(v, float) else v for k, v in stages.items()
+                },
             }
         )
     )
