@@ -86,38 +86,28 @@ def raw_partition(spec: FileSpec, batch_no: int) -> sql.Composable:
 
 
 def column_checks_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
-    """Insert one quarantine row per bad value of the batch's file."""
+    """(line_no, column_name, reason) of each bad value of the batch's file."""
     exprs = [(c.name, reason_expr(c)) for c in spec.columns]
     prefilter = sql.SQL(" or ").join(sql.SQL("({}) is not null").format(e) for _, e in exprs)
     values = sql.SQL(", ").join(
         sql.SQL("({}, {})").format(sql.Literal(name), e) for name, e in exprs
     )
     return sql.SQL(
-        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
-        "select {batch_no}, {file}, r.line_no, f.column_name, f.reason "
+        "select r.line_no, f.column_name, f.reason "
         "from (select * from {part} r where {prefilter}) r "
         "cross join lateral (values {values}) as f(column_name, reason) "
         "where f.reason is not null"
-    ).format(
-        batch_no=sql.Literal(batch_no),
-        file=sql.Literal(spec.file_name),
-        part=raw_partition(spec, batch_no),
-        prefilter=prefilter,
-        values=values,
-    )
+    ).format(part=raw_partition(spec, batch_no), prefilter=prefilter, values=values)
 
 
 def duplicate_key_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     key = sql.Identifier(spec.key)
     return sql.SQL(
-        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
-        "select {batch_no}, {file}, r.line_no, {key_name}, {reason} "
+        "select r.line_no, {key_name} as column_name, {reason} as reason "
         "from {part} r join ("
         "  select {key} from {part} where coalesce({key}, '') <> '' "
         "  group by {key} having count(*) > 1) d using ({key})"
     ).format(
-        batch_no=sql.Literal(batch_no),
-        file=sql.Literal(spec.file_name),
         key_name=sql.Literal(spec.key),
         reason=sql.Literal(DUPLICATE_KEY),
         key=key,
@@ -136,8 +126,7 @@ def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     """Rows whose (well-formed) patient_id is in neither this batch nor core."""
     patients = contract.FILES_BY_TABLE["patients"]
     return sql.SQL(
-        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
-        "select {batch_no}, {file}, r.line_no, 'patient_id', {reason} "
+        "select r.line_no, 'patient_id' as column_name, {reason} as reason "
         "from {part} r "
         "where r.patient_id !~ '[^A-Za-z0-9._-]' and length(r.patient_id) <= 64 "
         "and not exists (select 1 from {patients} p where p.patient_id = r.patient_id "
@@ -145,8 +134,6 @@ def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
         "and not exists (select 1 from core.patients c where c.patient_id = r.patient_id "
         "                and c.is_current)"
     ).format(
-        batch_no=sql.Literal(batch_no),
-        file=sql.Literal(spec.file_name),
         reason=sql.Literal(UNKNOWN_PATIENT),
         part=raw_partition(spec, batch_no),
         patients=raw_partition(patients, batch_no),
@@ -156,25 +143,40 @@ def unknown_patient_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
 
 def ended_before_enrolled_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     return sql.SQL(
-        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
-        "select {batch_no}, {file}, r.line_no, 'ended_on', {reason} from {part} r "
+        "select r.line_no, 'ended_on' as column_name, {reason} as reason from {part} r "
         "where case when audit.is_calendar_date(r.enrolled_on) "
         "            and audit.is_calendar_date(r.ended_on) "
         "           then r.ended_on::date < r.enrolled_on::date else false end"
     ).format(
-        batch_no=sql.Literal(batch_no),
-        file=sql.Literal(spec.file_name),
         reason=sql.Literal(ENDED_BEFORE_ENROLLED),
         part=raw_partition(spec, batch_no),
     )
 
 
 def quarantine_statements(spec: FileSpec, batch_no: int) -> list[sql.Composable]:
-    stmts = [column_checks_sql(spec, batch_no), duplicate_key_sql(spec, batch_no)]
+    """The statements filling audit.quarantine from the batch's file.
+
+    Each check is a SELECT of (line_no, column_name, reason), run as ``create
+    temp table ... as`` (PostgreSQL scans with parallel workers for a plain
+    SELECT, never for an ``INSERT ... SELECT``); its few rows are then copied
+    into audit.quarantine.
+    """
+    checks = [column_checks_sql(spec, batch_no), duplicate_key_sql(spec, batch_no)]
     if spec.refers_to_patient:
-        stmts.append(unknown_patient_sql(spec, batch_no))
+        checks.append(unknown_patient_sql(spec, batch_no))
     if "ended_on_after_enrolled_on" in spec.checks:
-        stmts.append(ended_before_enrolled_sql(spec, batch_no))
+        checks.append(ended_before_enrolled_sql(spec, batch_no))
+    keep = sql.SQL(
+        "insert into audit.quarantine (batch_no, file_name, line_no, column_name, reason) "
+        "select {b}, {f}, line_no, column_name, reason from _rxaudit_bad"
+    ).format(b=sql.Literal(batch_no), f=sql.Literal(spec.file_name))
+    stmts: list[sql.Composable] = []
+    for check in checks:
+        stmts += [
+            sql.SQL("create temp table _rxaudit_bad on commit drop as ") + check,
+            keep,
+            sql.SQL("drop table _rxaudit_bad"),
+        ]
     return stmts
 
 
