@@ -3,55 +3,31 @@
 -- ingredient only; every other row maps by name (a combination name may map
 -- to several ingredients). daily_dose_mg: the sig's dose when known, else
 -- strength x quantity / days supply; NULL when neither can be computed.
-with fills as (
-    select rx.*
-    from core.prescriptions as rx
-    inner join core.ptsd_cohort as c on c.patient_id = rx.patient_id
-    where rx.is_current
-      and rx.filled_on <= %(as_of)s
-),
-
-by_code as (
-    select
-        f.rx_id,
-        i.ingredient
-    from fills as f
-    inner join core.policy_ingredients as i
-        on f.drug_code_system = 'RXNORM' and f.drug_code = i.rxcui
-),
-
-by_name as (
-    select
-        f.rx_id,
-        m.ingredient
-    from fills as f
-    inner join core.drug_name_map as m on m.drug_name = f.drug_name
-    where not exists (select 1 from by_code as b where b.rx_id = f.rx_id)
-),
-
-mapped as (
-    select rx_id, ingredient, true as matched_by_code from by_code
-    union all
-    select rx_id, ingredient, false as matched_by_code from by_name
-)
-
+-- One pass over the fills: the name map joins only rows the code did not map.
 select
-    f.rx_id,
-    f.patient_id,
-    m.ingredient,
+    rx.rx_id,
+    rx.patient_id,
+    i.ingredient,
     i.drug_class,
     i.first_line,
     i.min_mg,
     i.max_mg,
-    m.matched_by_code,
-    f.filled_on,
-    f.days_supply,
-    coalesce(f.daily_dose_mg, f.strength_mg * f.quantity / f.days_supply) as daily_dose_mg,
-    f.setting,
-    f.site_id,
-    f.prescriber_id,
-    not (f.setting = 'procedure' or (f.setting = 'inpatient' and f.days_supply <= 1))
+    by_code.ingredient is not null as matched_by_code,
+    rx.filled_on,
+    rx.days_supply,
+    coalesce(rx.daily_dose_mg, rx.strength_mg * rx.quantity / rx.days_supply) as daily_dose_mg,
+    rx.setting,
+    rx.site_id,
+    rx.prescriber_id,
+    not (rx.setting = 'procedure' or (rx.setting = 'inpatient' and rx.days_supply <= 1))
         as is_eligible
-from mapped as m
-inner join fills as f on f.rx_id = m.rx_id
-inner join core.policy_ingredients as i on i.ingredient = m.ingredient
+from core.prescriptions as rx
+inner join core.ptsd_cohort as c on c.patient_id = rx.patient_id
+left join core.policy_ingredients as by_code
+    on rx.drug_code_system = 'RXNORM' and rx.drug_code = by_code.rxcui
+left join core.drug_name_map as by_name
+    on by_code.ingredient is null and by_name.drug_name = rx.drug_name
+inner join core.policy_ingredients as i
+    on i.ingredient = coalesce(by_code.ingredient, by_name.ingredient)
+where rx.is_current
+  and rx.filled_on <= %(as_of)s

@@ -8,19 +8,21 @@
 --                         patient once for all sites);
 --   first_visit_in_period the same among by_visit rows;
 --   bzd_covered           a benzodiazepine covered day in the quarter.
+-- (Dates go to quarters through timestamp, not timestamptz: no time zone
+-- arithmetic per row.)
 with seen as (
-    select rx.patient_id, rx.site_id, date_trunc('quarter', rx.filled_on)::date as period,
+    select rx.patient_id, rx.site_id, date_trunc('quarter', rx.filled_on::timestamp)::date as period,
            true as by_visit
     from core.prescriptions as rx
     inner join core.ptsd_cohort as c on c.patient_id = rx.patient_id
     where rx.is_current and rx.filled_on <= %(as_of)s::date
     union all
-    select s.patient_id, s.site_id, date_trunc('quarter', s.session_date)::date, true
+    select s.patient_id, s.site_id, date_trunc('quarter', s.session_date::timestamp)::date, true
     from core.therapy_sessions as s
     inner join core.ptsd_cohort as c on c.patient_id = s.patient_id
     where s.is_current and s.session_date <= %(as_of)s::date
     union all
-    select d.patient_id, c.home_site_id, date_trunc('quarter', d.diagnosed_on)::date, false
+    select d.patient_id, c.home_site_id, date_trunc('quarter', d.diagnosed_on::timestamp)::date, false
     from core.diagnoses as d
     inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
     where d.is_current and d.diagnosed_on <= %(as_of)s::date
@@ -30,23 +32,35 @@ sites as (
     select patient_id, site_id, period, bool_or(by_visit) as by_visit
     from seen
     group by patient_id, site_id, period
+),
+
+-- quarters holding a benzodiazepine covered day (on or before as_of)
+bzd_quarters as (
+    select distinct b.patient_id, q::date as period
+    from core.bzd_fills as b
+    cross join lateral generate_series(
+        date_trunc('quarter', b.cover_start::timestamp),
+        date_trunc('quarter', b.cover_end::timestamp), interval '3 months') as q
+    where b.cover_start <= %(as_of)s::date
+),
+
+ordered as (
+    select
+        s.*,
+        row_number() over w = 1 as first_in_period,
+        coalesce(bool_or(s.by_visit) over (w rows between unbounded preceding and 1 preceding),
+                 false) as visit_before
+    from sites as s
+    window w as (partition by s.patient_id, s.period order by s.site_id)
 )
 
 select
-    s.patient_id,
-    s.site_id,
-    s.period,
-    s.by_visit,
-    row_number() over (partition by s.patient_id, s.period order by s.site_id) = 1
-        as first_in_period,
-    s.by_visit and row_number() over (
-        partition by s.patient_id, s.period order by s.by_visit desc, s.site_id) = 1
-        as first_visit_in_period,
-    exists (
-        select 1 from core.bzd_fills as b
-        where b.patient_id = s.patient_id
-          and b.cover_start <= least((s.period + interval '3 months' - interval '1 day')::date,
-                                     %(as_of)s::date)
-          and b.cover_end >= s.period
-    ) as bzd_covered
-from sites as s
+    o.patient_id,
+    o.site_id,
+    o.period,
+    o.by_visit,
+    o.first_in_period,
+    o.by_visit and not o.visit_before as first_visit_in_period,
+    bq.patient_id is not null as bzd_covered
+from ordered as o
+left join bzd_quarters as bq on bq.patient_id = o.patient_id and bq.period = o.period
