@@ -35,3 +35,33 @@ alter table core.assessments
     alter column patient_id type text collate "C";
 alter table audit.batch_patients
     alter column patient_id type text collate "C";
+
+-- The raw partitions' ids too (the checks group and sort by them).
+alter table raw.patients
+    alter column patient_id type text collate "C",
+    alter column site_id type text collate "C";
+alter table raw.diagnoses
+    alter column diagnosis_id type text collate "C",
+    alter column patient_id type text collate "C";
+alter table raw.prescriptions
+    alter column rx_id type text collate "C",
+    alter column patient_id type text collate "C",
+    alter column prescriber_id type text collate "C",
+    alter column site_id type text collate "C";
+alter table raw.therapy_sessions
+    alter column session_id type text collate "C",
+    alter column patient_id type text collate "C",
+    alter column clinician_id type text collate "C",
+    alter column site_id type text collate "C";
+alter table raw.trial_enrollments
+    alter column enrollment_id type text collate "C",
+    alter column patient_id type text collate "C",
+    alter column trial_id type text collate "C";
+alter table raw.trials
+    alter column trial_id type text collate "C";
+alter table raw.clinical_events
+    alter column event_id type text collate "C",
+    alter column patient_id type text collate "C";
+alter table raw.assessments
+    alter column assessment_id type text collate "C",
+    alter column patient_id type text collate "C";
