@@ -377,6 +377,8 @@ def evaluate(
     for rule in rules:
         result.cases_by_rule.setdefault(rule.id, 0)
     result.cases_by_rule = {r.id: result.cases_by_rule[r.id] for r in rules}
+    # fresh statistics: the pathway, measures and reports join these rows
+    conn.execute("analyze audit.run_cases")
     result.timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -455,3 +457,4 @@ def _update_cases(
         " where last_seen_run <> %s and status <> 'resolved'",
         (run_id, run_id),
     )
+    conn.execute("analyze audit.cases")
