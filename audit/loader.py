@@ -55,6 +55,8 @@ DEFAULT_MAX_QUARANTINE_FRACTION = 0.01
 # and the next audit re-evaluates every patient.
 REBUILD_FRACTION = 0.2
 REBUILD_MIN_ROWS = 50_000
+# A batch bringing this share of a table's rows refreshes its statistics.
+ANALYZE_FRACTION = 0.1
 
 
 @dataclass
@@ -315,11 +317,15 @@ class Loader:
         with timer.stage("merge"):
             with_bad_rows = {q["file"] for q in self.quarantine_summary}
             touches_all = False
+            stale = []
             for spec in specs:
                 supersede, insert = checks.merge_statements(
                     spec, batch_no, manifest.as_of.year, spec.file_name in with_bad_rows
                 )
-                large = self._is_large(spec, manifest.files[spec.file_name].rows)
+                rows, held = manifest.files[spec.file_name].rows, self._held_rows(spec)
+                large = rows >= REBUILD_MIN_ROWS and rows >= held * REBUILD_FRACTION
+                if rows >= held * ANALYZE_FRACTION:
+                    stale.append(spec)
                 if large or "patient_id" not in spec.column_names:
                     touches_all = True
                     conn.execute(supersede)
@@ -328,7 +334,7 @@ class Loader:
                     conn.execute(checks.record_batch_patients(spec, batch_no))
                 with self._indexes_rebuilt(spec) if large else contextlib.nullcontext():
                     conn.execute(insert)
-            for spec in specs:
+            for spec in stale:  # a small batch leaves the statistics to autovacuum
                 conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))
             # Safe Harbor: the birth year of a patient 90+ at as_of is not kept in
             # raw either (core already holds the age-90+ marker instead).
@@ -365,20 +371,19 @@ class Loader:
             ),
         )
 
-    def _is_large(self, spec, rows: int) -> bool:
-        """A file bringing at least ``REBUILD_FRACTION`` of its table's rows."""
-        held = self.conn.execute(
+    def _held_rows(self, spec) -> float:
+        """The planner's estimate of the rows a core table holds (0 if unknown)."""
+        return self.conn.execute(
             "select greatest(reltuples, 0) from pg_class where oid = %s::regclass",
             (f"core.{spec.table}",),
         ).fetchone()[0]
-        return rows >= REBUILD_MIN_ROWS and rows >= held * REBUILD_FRACTION
 
     @contextlib.contextmanager
     def _indexes_rebuilt(self, spec):
         """Drop a core table's indexes around a large insert, then rebuild them.
 
         Maintaining a B-tree row by row costs several times a sorted build:
-        for a large file (:meth:`_is_large`) the indexes are dropped and
+        for a large file (``REBUILD_FRACTION``) the indexes are dropped and
         built again after the insert, inside the same transaction (a unique
         index checks its keys when it is built). Their definitions come from
         the server's own catalogue, never from data.
