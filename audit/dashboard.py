@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import gzip
 import html
 import json
 import re
+import zlib
 from pathlib import Path
 
 import psycopg
@@ -61,14 +61,47 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
     return _columns(cur)
 
 
-def _cases(conn: psycopg.Connection, run_id: str) -> tuple[str, str]:
-    """The cases (with their evidence) and lookups as JSON text, built in PostgreSQL."""
+class _Packer:
+    """gzip-compresses text fed in pieces (never one copy of the whole)."""
+
+    PIECE = 1 << 20
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip format
+        self._out: list[bytes] = []
+
+    def feed(self, text: str) -> None:
+        for i in range(0, len(text), self.PIECE):
+            self._out.append(self._z.compress(text[i : i + self.PIECE].encode()))
+
+    def finish(self) -> bytes:
+        self._out.append(self._z.flush())
+        return b"".join(self._out)
+
+
+def _feed_cases(conn: psycopg.Connection, run_id: str, packer: _Packer) -> None:
+    """Stream the cases (with their evidence) and lookups, built in PostgreSQL,
+    into ``packer`` as ``"cases":{...},"lookups":{...}``.
+
+    A server-side cursor hands over one row at a time: one column of the
+    cases, or 10,000 cases' evidence, so memory does not grow with the run.
+    """
     query = sql.SQL(CASES_SQL.read_text())  # our own file, never data
-    cases, evidence, lookups = conn.execute(
-        sql.SQL("select cases::text, evidence, lookups::text from (") + query + sql.SQL(") as d"),
-        {"run_id": run_id},
-    ).fetchone()
-    return cases[:-1] + ',"evidence":' + evidence + "}", lookups
+    packer.feed('"cases":{')
+    evidence_started = False
+    with conn.cursor(name="rxaudit_dashboard_cases") as cur:
+        cur.itersize = 1
+        cur.execute(query, {"run_id": run_id})
+        for part, ordinal, key, value in cur:
+            if part == 0:
+                packer.feed(("," if ordinal > 1 else "") + json.dumps(key) + ":" + value)
+            elif part == 1:
+                packer.feed("," if evidence_started else ',"evidence":[')
+                evidence_started = True
+                packer.feed(value)
+            else:
+                packer.feed(("]" if evidence_started else ',"evidence":[]') + "}")
+                packer.feed(',"lookups":' + value)
 
 
 def _quality(conn: psycopg.Connection) -> dict:
@@ -102,20 +135,35 @@ def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) 
     return doc
 
 
-def build(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool = False) -> str:
+def write(
+    conn: psycopg.Connection, run_id: str, summary: dict, path: Path, shared: bool = False
+) -> int:
+    """Write the dashboard of ``run_id`` to ``path``; its size in bytes.
+
+    Must run inside a transaction (the cases stream through a server-side
+    cursor).
+    """
     data = json.dumps(payload(conn, run_id, summary, shared), separators=(",", ":"), default=str)
+    packer = _Packer()
+    packer.feed(data[:-1])
     if not shared:
-        cases, lookups = _cases(conn, run_id)
-        data = data[:-1] + ',"cases":' + cases + ',"lookups":' + lookups + "}"
-    packed = base64.b64encode(gzip.compress(data.encode(), compresslevel=6, mtime=0)).decode()
+        packer.feed(",")
+        _feed_cases(conn, run_id, packer)
+    packer.feed("}")
     title = "rxaudit shared report" if shared else "rxaudit QI dashboard"
     parts = {
-        "TITLE": html.escape(title),
-        "CSS": (STATIC / "dashboard.css").read_text(),
-        "PLOTLY": PLOTLY.read_text(),
-        "APP": (STATIC / "dashboard.js").read_text(),
-        "DATA": packed,
+        "TITLE": lambda: html.escape(title),
+        "CSS": lambda: (STATIC / "dashboard.css").read_text(),
+        "PLOTLY": lambda: PLOTLY.read_text(),
+        "APP": lambda: (STATIC / "dashboard.js").read_text(),
+        "DATA": lambda: base64.b64encode(packer.finish()).decode(),
     }
     template = (STATIC / "dashboard.html").read_text()
-    # One pass over the template only: inserted text is never scanned again.
-    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template)
+    size = 0
+    # Placeholders are filled in one pass: inserted text is never scanned again.
+    with path.open("w", encoding="utf-8") as fh:
+        for i, piece in enumerate(re.split(r"\{\{([A-Z]+)\}\}", template)):
+            text = parts[piece]() if i % 2 else piece
+            fh.write(text)
+            size += len(text.encode())
+    return size

@@ -234,11 +234,9 @@ def write_reports(
 
     sizes = write_csv_reports(conn, run_id, run_dir)
     (run_dir / "data_quality.html").write_text(data_quality_html(conn, run_id), encoding="utf-8")
-    doc = dashboard.build(conn, run_id, summary, shared=False)
-    (run_dir / "dashboard.html").write_text(doc, encoding="utf-8")
-    sizes["dashboard.html"] = len(doc.encode())
+    sizes["dashboard.html"] = dashboard.write(conn, run_id, summary, run_dir / "dashboard.html")
     if shared:
-        doc = dashboard.build(conn, run_id, summary, shared=True)
-        (run_dir / "dashboard_shared.html").write_text(doc, encoding="utf-8")
-        sizes["dashboard_shared.html"] = len(doc.encode())
+        sizes["dashboard_shared.html"] = dashboard.write(
+            conn, run_id, summary, run_dir / "dashboard_shared.html", shared=True
+        )
     return sizes

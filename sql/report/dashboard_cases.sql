@@ -1,5 +1,5 @@
--- The dashboard's cases and evidence as one JSON document, built in SQL:
--- columnar arrays, sites, prescribers and evidence labels dictionary-encoded
+-- The dashboard's cases and evidence as JSON, built in SQL and returned in
+-- rows the caller streams into the page: columnar arrays, sites, prescribers and evidence labels dictionary-encoded
 -- (an index into the lookups), dates as days since 1970-01-01. The evidence is
 -- one flat array of [case position, kind, start day, end day, label index];
 -- kinds: 0 fill (a bar of its covered days), 1 session, 2 event, 3 diagnosis,
@@ -71,42 +71,65 @@ labels as (
     from (select distinct label from evidence) as l
 ),
 
-case_columns as (
-    select json_build_object(
-        'id', coalesce(json_agg(p.case_id order by p.pos), '[]'),
-        'rule', coalesce(json_agg(p.rule_id order by p.pos), '[]'),
-        'severity', coalesce(json_agg(p.severity order by p.pos), '[]'),
-        'status', coalesce(json_agg(p.status order by p.pos), '[]'),
-        'patient', coalesce(json_agg(p.patient_id order by p.pos), '[]'),
-        'site', coalesce(json_agg(coalesce(s.idx, -1) order by p.pos), '[]'),
-        'prescriber', coalesce(json_agg(coalesce(pr.idx, -1) order by p.pos), '[]'),
-        'date', coalesce(json_agg(p.case_date - date '1970-01-01' order by p.pos), '[]'),
-        'summary', coalesce(json_agg(p.summary order by p.pos), '[]'),
-        'review', coalesce(json_agg(p.review order by p.pos), '[]'),
-        'first', coalesce(json_agg(p.first_seen_run order by p.pos), '[]'),
-        'last', coalesce(json_agg(p.last_seen_run order by p.pos), '[]'),
-        'index', coalesce(json_agg(pc.index_date - date '1970-01-01' order by p.pos), '[]')
-    ) as doc
+case_rows as (
+    select p.*, coalesce(s.idx, -1) as site_idx, coalesce(pr.idx, -1) as prescriber_idx,
+           pc.index_date
     from picked as p
     left join sites as s on s.site_id = p.site_id
     left join prescribers as pr on pr.prescriber_id = p.prescriber_id
     left join core.ptsd_cohort as pc on pc.patient_id = p.patient_id
 ),
 
-evidence_flat as (
-    select '[' || coalesce(string_agg(
+-- one row per column of the cases (the caller streams the rows, so no
+-- single value holds every case)
+case_columns as (
+    select 1 as ord, 'id' as key, json_agg(case_id order by pos) as value from case_rows
+    union all
+    select 2, 'rule', json_agg(rule_id order by pos) from case_rows
+    union all
+    select 3, 'severity', json_agg(severity order by pos) from case_rows
+    union all
+    select 4, 'status', json_agg(status order by pos) from case_rows
+    union all
+    select 5, 'patient', json_agg(patient_id order by pos) from case_rows
+    union all
+    select 6, 'site', json_agg(site_idx order by pos) from case_rows
+    union all
+    select 7, 'prescriber', json_agg(prescriber_idx order by pos) from case_rows
+    union all
+    select 8, 'date', json_agg(case_date - date '1970-01-01' order by pos) from case_rows
+    union all
+    select 9, 'summary', json_agg(summary order by pos) from case_rows
+    union all
+    select 10, 'review', json_agg(review order by pos) from case_rows
+    union all
+    select 11, 'first', json_agg(first_seen_run order by pos) from case_rows
+    union all
+    select 12, 'last', json_agg(last_seen_run order by pos) from case_rows
+    union all
+    select 13, 'index', json_agg(index_date - date '1970-01-01' order by pos) from case_rows
+),
+
+-- the flat evidence array in chunks of 10,000 cases, in order
+evidence_chunks as (
+    select e.pos / 10000 as chunk, string_agg(
         concat_ws(',', e.pos, e.kind, e.start_on - date '1970-01-01',
                   e.end_on - date '1970-01-01', l.idx), ','
-        order by e.pos, e.start_on, e.kind, l.idx), '') || ']' as flat
+        order by e.pos, e.start_on, e.kind, l.idx) as value
     from evidence as e
     inner join labels as l on l.label = e.label
+    group by e.pos / 10000
 )
 
-select
-    (select doc from case_columns) as cases,
-    (select flat from evidence_flat) as evidence,
-    json_build_object(
-        'site', (select coalesce(json_agg(site_id order by idx), '[]') from sites),
-        'prescriber', (select coalesce(json_agg(prescriber_id order by idx), '[]') from prescribers),
-        'label', (select coalesce(json_agg(label order by idx), '[]') from labels)
-    ) as lookups
+-- part 0: the case columns (key, JSON array); 1: evidence chunks (the
+-- items of one flat JSON array); 2: the lookups (JSON object)
+select 0 as part, ord, key, coalesce(value::text, '[]') as value from case_columns
+union all
+select 1, chunk, null, value from evidence_chunks
+union all
+select 2, 0, 'lookups', json_build_object(
+    'site', (select coalesce(json_agg(site_id order by idx), '[]') from sites),
+    'prescriber', (select coalesce(json_agg(prescriber_id order by idx), '[]') from prescribers),
+    'label', (select coalesce(json_agg(label order by idx), '[]') from labels)
+)::text
+order by part, ord
