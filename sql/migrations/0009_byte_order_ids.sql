@@ -65,3 +65,7 @@ alter table raw.clinical_events
 alter table raw.assessments
     alter column assessment_id type text collate "C",
     alter column patient_id type text collate "C";
+
+-- Changing a column's type drops its statistics: gather them again.
+analyze core.patients, core.diagnoses, core.prescriptions, core.therapy_sessions,
+    core.trial_enrollments, core.trials, core.clinical_events, core.assessments;
