@@ -34,6 +34,21 @@ def test_run_writes_run_json_and_latest(db_url, tmp_path, capsys):
 
 
 @pytest.mark.db
+def test_a_rerun_is_incremental_unless_a_full_audit_is_asked_for(db_url, tmp_path, capsys):
+    batch = make_batch(tmp_path / "in")
+    out = tmp_path / "out"
+    modes = []
+    for extra in ([], [], ["--full-audit"]):
+        assert main(["--quiet", "run", str(batch), "--out", str(out), *extra]) == 0
+        modes.append(json.loads((out / "latest" / "run.json").read_text())["evaluation"])
+    assert modes == [
+        {"mode": "full", "reason": "first audit", "touched_patients": None},
+        {"mode": "incremental", "reason": "0 patient(s) touched", "touched_patients": 0},
+        {"mode": "full", "reason": "a full evaluation was asked for", "touched_patients": None},
+    ]
+
+
+@pytest.mark.db
 def test_rejected_batch_exits_3_with_one_sentence(db_url, tmp_path):
     tables = base_tables()
     tables["prescriptions"][0]["drug_name"] = "jane@example.org"
