@@ -224,10 +224,10 @@ class Plan:
 INCREMENTAL_MAX_SHARE = 0.25
 
 
-def plan(conn: psycopg.Connection, policy: Policy, as_of, full: bool = False) -> Plan:
+def plan(conn: psycopg.Connection, policy: Policy, as_of, run_id: str, full: bool = False) -> Plan:
     """Decide full or incremental; for incremental, fill ``rx_touched``.
 
-    Incremental needs a previous finished run with the same as_of (it decides
+    Incremental needs the previous audit finished, with the same as_of (it decides
     which trials are ongoing), the same policy and the same rule SQL, derived
     tables intact (unlogged tables are emptied by a crash), and no broad
     batch since (one that changed trials or brought a large share of a
@@ -247,14 +247,19 @@ def plan(conn: psycopg.Connection, policy: Policy, as_of, full: bool = False) ->
 
     if full:
         return full_plan("a full evaluation was asked for")
+    # The previous audit is the one whose derived tables are stored (audits
+    # run one at a time, under the loader's lock).
     prev = conn.execute(
-        "select run_id, as_of, policy_sha256, engine_sha256, last_batch_no,"
-        " (summary ->> 'cohort_patients')::integer from audit.runs"
-        " where status in ('ok', 'rejected') order by finished_at desc, run_id desc limit 1"
+        "select run_id, status, as_of, policy_sha256, engine_sha256, last_batch_no,"
+        " (summary ->> 'cohort_patients')::integer from audit.runs where run_id <> %s"
+        " order by started_at desc, run_id desc limit 1",
+        (run_id,),
     ).fetchone()
     if prev is None:
         return full_plan("first audit")
-    prev_run, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort = prev
+    prev_run, prev_status, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort = prev
+    if prev_status not in ("ok", "rejected"):
+        return full_plan("the previous audit did not finish")
     if prev_batch is None:
         return full_plan("the previous run did not record its batches")
     if prev_as_of != as_of:
@@ -326,7 +331,7 @@ def evaluate(
     params = {**policy.params(), "as_of": as_of or NOTHING_LOADED, "run_id": run_id}
 
     t0 = time.perf_counter()
-    the_plan = plan(conn, policy, as_of, full)
+    the_plan = plan(conn, policy, as_of, run_id, full)
     result.plan = the_plan
     incremental = the_plan.mode == "incremental"
     params["incremental"] = incremental
