@@ -46,6 +46,9 @@ CASE_COLUMNS = (
 class Model:
     name: str
     indexes: tuple[tuple[str, ...], ...]
+    # Rows belong to one patient (an incremental audit replaces the touched
+    # patients' rows), or to another key (it adds the rows of new keys).
+    key: str = "patient_id"
 
     @property
     def path(self) -> Path:
@@ -80,11 +83,20 @@ class AuditResult:
     plan: Plan | None = None
 
 
+# Built after the rules: it reads the run's cases.
+PATHWAY = Model("care_pathway", (("patient_id",),))
+
+
 @lru_cache(maxsize=1)
 def catalogue() -> tuple[tuple[Model, ...], tuple[Rule, ...]]:
     doc = tomllib.loads(CATALOGUE.read_text())
     models = tuple(
-        Model(m["name"], tuple(tuple(i) for i in m.get("indexes", []))) for m in doc["model"]
+        Model(
+            m["name"],
+            tuple(tuple(i) for i in m.get("indexes", [])),
+            m.get("key", "patient_id"),
+        )
+        for m in doc["model"]
     )
     rules = tuple(
         Rule(r["id"], r["title"], r["severity"], r["guideline"], tuple(r["parameters"]))
@@ -136,15 +148,11 @@ def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...]) -> Non
 
 
 def build_model(
-    conn: psycopg.Connection,
-    model: Model,
-    params: dict,
-    incremental: bool = False,
-    models: set[str] = frozenset(),
+    conn: psycopg.Connection, model: Model, params: dict, incremental: bool = False
 ) -> None:
     """Build a derived table: all of it in ``core``, or (incremental) the
     touched patients' rows in a temporary table that then replaces theirs."""
-    query = _sql_for(model.path, incremental, models)
+    query = _sql_for(model.path, incremental)
     if incremental:
         temp = sql.Identifier("pg_temp", model.name)
         conn.execute(
@@ -152,12 +160,12 @@ def build_model(
         )
         conn.execute(sql.SQL("analyze {}").format(temp))
         stored = sql.Identifier("core", model.name)
-        if model.name == "drug_name_map":  # keyed by name, not patient: add new names
+        if model.key != "patient_id":  # e.g. the drug-name map: add the new names
             conn.execute(
                 sql.SQL(
                     "insert into {stored} select * from {temp} as n where not exists"
-                    " (select 1 from {stored} as m where m.drug_name = n.drug_name)"
-                ).format(stored=stored, temp=temp)
+                    " (select 1 from {stored} as m where m.{key} = n.{key})"
+                ).format(stored=stored, temp=temp, key=sql.Identifier(model.key))
             )
         else:
             conn.execute(
@@ -179,20 +187,14 @@ def build_model(
     conn.execute(sql.SQL("analyze {}").format(table))
 
 
-def run_rule(
-    conn: psycopg.Connection,
-    rule: Rule,
-    params: dict,
-    incremental: bool = False,
-    models: set[str] = frozenset(),
-) -> int:
+def run_rule(conn: psycopg.Connection, rule: Rule, params: dict, incremental: bool = False) -> int:
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)
     src = sql.SQL(", ").join(sql.SQL("c.") + sql.Identifier(c) for c in CASE_COLUMNS)
     stmt = (
         sql.SQL(
             "insert into audit.run_cases (run_id, {cols}) select %(run_id)s, {src} from ("
         ).format(cols=cols, src=src)
-        + _sql_for(rule.path, incremental, models)
+        + _sql_for(rule.path, incremental)
         + sql.SQL(") as c")
     )
     return conn.execute(stmt, params).rowcount
@@ -294,13 +296,14 @@ def plan(conn: psycopg.Connection, policy: Policy, as_of, run_id: str, full: boo
 _MODEL_REF = re.compile(r"\bcore\.(\w+)\b")
 
 
-def _sql_for(path: Path, incremental: bool, models: set[str]) -> sql.SQL:
+def _sql_for(path: Path, incremental: bool) -> sql.SQL:
     """A model's or rule's SQL; incremental, it reads this audit's temporary
     (touched-patient) derived tables instead of the stored ones."""
     text = path.read_text()  # our own file, never data
     if incremental:
+        names = {m.name for m in catalogue()[0]} | {PATHWAY.name}
         text = _MODEL_REF.sub(
-            lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in models else m.group(0), text
+            lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in names else m.group(0), text
         )
     return sql.SQL(text)
 
@@ -342,15 +345,13 @@ def evaluate(
         (the_plan.mode, the_plan.last_batch_no, engine_sha256(),
          the_plan.touched if incremental else None, run_id),
     )  # fmt: skip
-    pathway = Model("care_pathway", (("patient_id",),))
-    names = {m.name for m in models} | {pathway.name}
 
     refresh_policy_tables(conn, policy)
     refresh_rule_table(conn, rules)
     for model in models:
         progress(f"derive {model.name}")
         t = time.perf_counter()
-        build_model(conn, model, params, incremental, names)
+        build_model(conn, model, params, incremental)
         result.timings[f"derive.{model.name}"] = time.perf_counter() - t
     result.timings["derive"] = time.perf_counter() - t0
 
@@ -358,7 +359,7 @@ def evaluate(
     for rule in rules:
         progress(f"rule {rule.id}")
         t = time.perf_counter()
-        n = run_rule(conn, rule, params, incremental, names)
+        n = run_rule(conn, rule, params, incremental)
         seconds = time.perf_counter() - t
         result.timings[f"rule.{rule.id}"] = seconds
         conn.execute(
@@ -374,21 +375,20 @@ def evaluate(
             ).format(cols=sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)),
             (run_id, the_plan.previous_run),
         )
-    for rule_id, n in conn.execute(
-        "select rule_id, count(*) from audit.run_cases where run_id = %s group by rule_id",
-        (run_id,),
-    ).fetchall():
-        result.cases_by_rule[rule_id] = n
-    for rule in rules:
-        result.cases_by_rule.setdefault(rule.id, 0)
-    result.cases_by_rule = {r.id: result.cases_by_rule[r.id] for r in rules}
+    counts = dict(
+        conn.execute(
+            "select rule_id, count(*) from audit.run_cases where run_id = %s group by rule_id",
+            (run_id,),
+        ).fetchall()
+    )
+    result.cases_by_rule = {r.id: counts.get(r.id, 0) for r in rules}
     # fresh statistics: the pathway, measures and reports join these rows
     conn.execute("analyze audit.run_cases")
     result.timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     progress("care pathway")
-    build_model(conn, pathway, params, incremental, names)
+    build_model(conn, PATHWAY, params, incremental)
     if incremental:
         conn.execute(
             "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"
