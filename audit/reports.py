@@ -69,16 +69,20 @@ def copy_csv(conn: psycopg.Connection, query: sql.Composable, params: tuple, pat
 
 
 def flagged_cases_query() -> sql.Composable:
-    """This run's cases and every resolved case, with the latest review."""
+    """This run's cases and every resolved case, with the latest review.
+
+    Every stored case that is not resolved is a finding of the latest audit
+    (the one reported): its last-seen run is this run.
+    """
     return sql.SQL(
         "select {cols} from (select c.case_id, c.rule_id, c.severity, c.status, c.patient_id,"
         " c.site_id, c.prescriber_id, to_char(c.case_date, 'YYYY-MM-DD') as case_date,"
         " c.summary, c.evidence, r.guideline, c.policy_version, c.first_seen_run,"
-        " c.last_seen_run, coalesce(v.status, '') as review_status"
+        " case when c.status = 'resolved' then c.last_evaluated_run else %s end"
+        " as last_seen_run, coalesce(v.status, '') as review_status"
         " from audit.cases c left join audit.rules r on r.rule_id = c.rule_id"
         " left join lateral (select status from audit.reviews x where x.case_id = c.case_id"
-        "   order by x.review_id desc limit 1) v on true"
-        " where c.last_seen_run = %s or c.status = 'resolved') t"
+        "   order by x.review_id desc limit 1) v on true) t"
         " order by t.rule_id, t.case_date, t.patient_id, t.case_id"
     ).format(cols=_select_list(FLAGGED_COLUMNS))
 

@@ -8,8 +8,10 @@ the only identifiers it composes are the catalogue's own names.
 
 One audit is one transaction under the loader's advisory lock: the derived
 tables are rebuilt, every rule writes its cases to ``audit.run_cases``, the
-care pathway is rebuilt, and ``audit.cases`` is brought up to date. A killed
-audit leaves the previous state whole.
+care pathway is rebuilt, and ``audit.cases`` (with the evidence rows of each
+case, ``audit.case_evidence``) is brought up to date. An incremental audit
+does all of this for the touched patients only. A killed audit leaves the
+previous state whole.
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ class AuditResult:
     plan: Plan | None = None
 
 
-# Built after the rules: it reads the run's cases.
+# Built after the rules: they read the run's cases.
 PATHWAY = Model("care_pathway", (("patient_id",),))
+CASE_SITES = Model("case_sites", (("patient_id",),))
+CASE_EVIDENCE_SQL = db.SQL_DIR / "report" / "case_evidence.sql"
 
 
 @lru_cache(maxsize=1)
@@ -204,7 +208,8 @@ def run_rule(conn: psycopg.Connection, rule: Rule, params: dict, incremental: bo
 def engine_sha256() -> str:
     """One hash of the catalogue and every derived-table and rule SQL file."""
     digest = hashlib.sha256()
-    for path in [CATALOGUE, *sorted(DERIVE_DIR.glob("*.sql")), *sorted(RULES_DIR.glob("*.sql"))]:
+    files = [CATALOGUE, *sorted(DERIVE_DIR.glob("*.sql")), *sorted(RULES_DIR.glob("*.sql"))]
+    for path in [*files, CASE_EVIDENCE_SQL]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -301,7 +306,7 @@ def _sql_for(path: Path, incremental: bool) -> sql.SQL:
     (touched-patient) derived tables instead of the stored ones."""
     text = path.read_text()  # our own file, never data
     if incremental:
-        names = {m.name for m in catalogue()[0]} | {PATHWAY.name}
+        names = {m.name for m in catalogue()[0]} | {PATHWAY.name, CASE_SITES.name}
         text = _MODEL_REF.sub(
             lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in names else m.group(0), text
         )
@@ -366,28 +371,16 @@ def evaluate(
             "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
             (run_id, rule.id, n, round(seconds, 3)),
         )
-    if incremental:  # the other patients' cases carry over from the previous run
-        conn.execute(
-            sql.SQL(
-                "insert into audit.run_cases (run_id, {cols}) select %s, {cols}"
-                " from audit.run_cases as c where c.run_id = %s and not exists"
-                " (select 1 from rx_touched as t where t.patient_id = c.patient_id)"
-            ).format(cols=sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)),
-            (run_id, the_plan.previous_run),
-        )
-    counts = dict(
-        conn.execute(
-            "select rule_id, count(*) from audit.run_cases where run_id = %s group by rule_id",
-            (run_id,),
-        ).fetchall()
-    )
-    result.cases_by_rule = {r.id: counts.get(r.id, 0) for r in rules}
-    # fresh statistics: the pathway, measures and reports join these rows
-    conn.execute("analyze audit.run_cases")
+    # An incremental run's cases are the touched patients' (the others' carry
+    # over in audit.cases). A full run's fresh statistics serve the joins
+    # that follow; a few touched patients' rows leave them valid.
+    if not incremental:
+        conn.execute("analyze audit.run_cases")
     result.timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     progress("care pathway")
+    build_model(conn, CASE_SITES, params, incremental)
     build_model(conn, PATHWAY, params, incremental)
     if incremental:
         conn.execute(
@@ -400,11 +393,16 @@ def evaluate(
     result.timings["pathway"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    _update_cases(conn, run_id, policy, the_plan.previous_run if incremental else None)
+    _update_cases(conn, run_id, policy, incremental)
+    counts = dict(
+        conn.execute(
+            "select rule_id, count(*) from audit.cases where status <> 'resolved' group by rule_id"
+        ).fetchall()
+    )
+    result.cases_by_rule = {r.id: counts.get(r.id, 0) for r in rules}
     counts = conn.execute(
         "select count(*) filter (where status = 'open'), count(*) filter (where status = 'excluded')"
-        " from audit.run_cases where run_id = %s",
-        (run_id,),
+        " from audit.cases"
     ).fetchone()
     result.open_cases, result.excluded_cases = counts
     result.resolved_cases = conn.execute(
@@ -420,46 +418,62 @@ def evaluate(
 
 
 def _update_cases(
-    conn: psycopg.Connection, run_id: str, policy: Policy, previous_run: str | None = None
+    conn: psycopg.Connection, run_id: str, policy: Policy, incremental: bool = False
 ) -> None:
-    """Bring audit.cases up to date with this run's findings.
+    """Bring audit.cases (and their evidence rows) up to date with this run's findings.
 
     A case found again keeps its first run and its reviews; a case found
     before but not now no longer holds (after a correction): it stays, marked
     resolved in this run, so nothing silently disappears. A resolved case
-    found again is open (or excluded) again.
+    found again is open (or excluded) again. Every case not resolved is
+    therefore a finding of this run.
 
-    Incremental (``previous_run`` given), only the touched patients' cases
-    are written again; the others' cases, unchanged since ``previous_run``,
-    are marked seen in this run too.
+    Incremental, only the touched patients' cases are written (this run's
+    cases are theirs); the others' cases, unchanged, are left as they are.
     """
-    if previous_run is not None:
-        conn.execute(
-            "update audit.cases as c set last_seen_run = %s, updated_at = now()"
-            " where c.last_seen_run = %s and c.status <> 'resolved' and not exists"
-            " (select 1 from rx_touched as t where t.patient_id = c.patient_id)",
-            (run_id, previous_run),
-        )
+    touched = (
+        sql.SQL(" and patient_id in (select t.patient_id from rx_touched as t)")
+        if incremental
+        else sql.SQL("")
+    )
     conn.execute(
         "insert into audit.cases (case_id, rule_id, severity, status, patient_id, site_id,"
         " prescriber_id, case_date, summary, evidence, policy_version, first_seen_run,"
-        " last_seen_run)"
+        " last_evaluated_run)"
         " select case_id, rule_id, severity, status, patient_id, site_id, prescriber_id,"
         " case_date, summary, evidence, %(version)s, %(run_id)s, %(run_id)s"
-        " from audit.run_cases where run_id = %(run_id)s and (%(all)s"
-        " or patient_id in (select patient_id from rx_touched))"
+        " from audit.run_cases where run_id = %(run_id)s"
         " on conflict (case_id) do update set rule_id = excluded.rule_id,"
         " severity = excluded.severity, status = excluded.status,"
         " patient_id = excluded.patient_id, site_id = excluded.site_id,"
         " prescriber_id = excluded.prescriber_id, case_date = excluded.case_date,"
         " summary = excluded.summary, evidence = excluded.evidence,"
-        " policy_version = excluded.policy_version, last_seen_run = excluded.last_seen_run,"
-        " resolved_run = null, updated_at = now()",
-        {"version": policy.version, "run_id": run_id, "all": previous_run is None},
+        " policy_version = excluded.policy_version,"
+        " last_evaluated_run = excluded.last_evaluated_run, resolved_run = null,"
+        " updated_at = now()",
+        {"version": policy.version, "run_id": run_id},
     )
     conn.execute(
-        "update audit.cases set status = 'resolved', resolved_run = %s, updated_at = now()"
-        " where last_seen_run <> %s and status <> 'resolved'",
+        sql.SQL(
+            "update audit.cases set status = 'resolved', resolved_run = %s, updated_at = now()"
+            " where last_evaluated_run <> %s and status <> 'resolved'{}"
+        ).format(touched),
         (run_id, run_id),
     )
-    conn.execute("analyze audit.cases")
+    if incremental:
+        conn.execute(
+            "delete from audit.case_evidence"
+            " where patient_id in (select t.patient_id from rx_touched as t)"
+        )
+    else:
+        conn.execute("truncate audit.case_evidence")
+    conn.execute(
+        sql.SQL(
+            "insert into audit.case_evidence (case_id, patient_id, kind, start_on, end_on, label) "
+        )
+        + sql.SQL(CASE_EVIDENCE_SQL.read_text()),  # our own file, never data
+        {"all": not incremental},
+    )
+    if not incremental:
+        conn.execute("analyze audit.cases")
+        conn.execute("analyze audit.case_evidence")

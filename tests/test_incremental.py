@@ -84,13 +84,17 @@ def snapshot(conn, run_id: str) -> dict:
     """Everything an audit produces for a run, as comparable sets."""
     models, _ = rules.catalogue()
     snap = {
+        # the run's findings: every stored case not resolved
         "cases": set(
             conn.execute(
                 "select case_id, rule_id, severity, status, patient_id, site_id, prescriber_id,"
-                " case_date, summary, evidence::text from audit.run_cases where run_id = %s",
-                (run_id,),
+                " case_date, summary, evidence::text from audit.cases where status <> 'resolved'"
             ).fetchall()
         ),
+        "case_evidence": sorted(
+            conn.execute("select e::text from audit.case_evidence as e").fetchall()
+        ),
+
         "measures": set(
             conn.execute(
                 "select measure_id, kind, period, site_id, prescriber_id, denominator,"
@@ -109,7 +113,7 @@ def snapshot(conn, run_id: str) -> dict:
         "pathway": set(conn.execute("select p::text from audit.pathway as p").fetchall()),
         "case_states": set(conn.execute("select case_id, status from audit.cases").fetchall()),
     }
-    for model in models:
+    for model in (*models, rules.CASE_SITES):
         if model.name == "drug_name_map":  # keyed by name; may keep names no longer used
             continue
         rows = conn.execute(f"select t::text from core.{model.name} as t").fetchall()  # noqa: S608
@@ -146,6 +150,11 @@ def test_incremental_audit_equals_a_full_one(conn, tmp_path):
     assert incremental["cases"] != before["cases"]
     assert incremental["ptsd_cohort"] != before["ptsd_cohort"]
     assert second["cases"]["new"] > 0 and second["cases"]["resolved"] > 0
+    # the incremental run evaluated the touched patients only
+    evaluated = conn.execute(
+        "select distinct patient_id from audit.run_cases where run_id = %s", (second["run_id"],)
+    ).fetchall()
+    assert evaluated and {p for (p,) in evaluated} <= touched
 
 
 def test_an_audit_with_nothing_new_is_incremental_and_unchanged(conn, tmp_path):
@@ -159,7 +168,7 @@ def test_an_audit_with_nothing_new_is_incremental_and_unchanged(conn, tmp_path):
     assert again["cases"]["new"] == 0 and again["cases"]["resolved"] == 0
     assert (
         conn.execute(
-            "select count(*) from audit.cases where last_seen_run <> %s and status <> 'resolved'",
+            "select count(*) from report.cases where last_seen_run <> %s and status <> 'resolved'",
             (again["run_id"],),
         ).fetchone()[0]
         == 0

@@ -1,21 +1,22 @@
 -- The dashboard's cases and evidence as JSON, built in SQL and returned in
--- rows the caller streams into the page: columnar arrays, sites, prescribers and evidence labels dictionary-encoded
--- (an index into the lookups), dates as days since 1970-01-01. The evidence is
--- one flat array of [case position, kind, start day, end day, label index];
--- kinds: 0 fill (a bar of its covered days), 1 session, 2 event, 3 diagnosis,
--- 4 assessment.
+-- rows the caller streams into the page: columnar arrays, sites, prescribers
+-- and evidence labels dictionary-encoded (an index into the lookups), dates as
+-- days since 1970-01-01. The evidence (audit.case_evidence, kept by the
+-- audit) is one flat array of [case position, kind, start day, end day, label
+-- index]; kinds: 0 fill (a bar of its covered days), 1 session, 2 event,
+-- 3 diagnosis, 4 assessment. A case that is not resolved is a finding of the
+-- latest audit: its last-seen run is this run.
 with picked as (
     select
         c.*,
         coalesce(v.status, '') as review,
         (row_number() over (order by c.rule_id, c.case_date, c.patient_id, c.case_id) - 1)::integer
             as pos
-    from audit.cases as c
+    from audit.cases as c -- every case: this run's findings and the resolved ones
     left join lateral (
         select x.status from audit.reviews as x
         where x.case_id = c.case_id order by x.review_id desc limit 1
     ) as v on true
-    where c.last_seen_run = %(run_id)s or c.status = 'resolved'
 ),
 
 sites as (
@@ -28,42 +29,10 @@ prescribers as (
     from (select distinct prescriber_id from picked where prescriber_id is not null) as s
 ),
 
-evidence_ids as (
-    select p.pos, split_part(e, ':', 1) as tbl, substr(e, strpos(e, ':') + 1) as id
-    from picked as p
-    cross join lateral unnest(string_to_array(p.evidence, ';')) as e
-),
-
 evidence as (
-    select ev.pos, 0 as kind, coalesce(fc.cover_start, rx.filled_on) as start_on,
-           coalesce(fc.cover_end, rx.filled_on + rx.days_supply - 1) as end_on,
-           coalesce(initcap(fc.ingredient) || ': ', '') || rx.drug_name
-           || coalesce(' ' || audit.num(coalesce(rx.daily_dose_mg,
-                  rx.strength_mg * rx.quantity / rx.days_supply)) || ' mg/day', '') as label
-    from evidence_ids as ev
-    inner join core.prescriptions as rx
-        on ev.tbl = 'prescriptions' and rx.rx_id = ev.id and rx.is_current
-    left join core.fill_coverage as fc on fc.rx_id = rx.rx_id
-    union all
-    select ev.pos, 1, s.session_date, s.session_date, s.modality || ' session'
-    from evidence_ids as ev
-    inner join core.therapy_sessions as s
-        on ev.tbl = 'therapy_sessions' and s.session_id = ev.id and s.is_current
-    union all
-    select ev.pos, 2, e.event_date, e.event_date, e.event_type
-    from evidence_ids as ev
-    inner join core.clinical_events as e
-        on ev.tbl = 'clinical_events' and e.event_id = ev.id and e.is_current
-    union all
-    select ev.pos, 3, d.diagnosed_on, d.diagnosed_on, d.code_system || ' ' || d.code
-    from evidence_ids as ev
-    inner join core.diagnoses as d
-        on ev.tbl = 'diagnoses' and d.diagnosis_id = ev.id and d.is_current
-    union all
-    select ev.pos, 4, a.assessed_on, a.assessed_on, a.instrument || ' ' || a.score
-    from evidence_ids as ev
-    inner join core.assessments as a
-        on ev.tbl = 'assessments' and a.assessment_id = ev.id and a.is_current
+    select p.pos, e.kind, e.start_on, e.end_on, e.label
+    from picked as p
+    inner join audit.case_evidence as e on e.case_id = p.case_id
 ),
 
 labels as (
@@ -105,7 +74,9 @@ case_columns as (
     union all
     select 11, 'first', json_agg(first_seen_run order by pos) from case_rows
     union all
-    select 12, 'last', json_agg(last_seen_run order by pos) from case_rows
+    select 12, 'last', json_agg(
+        case when status = 'resolved' then last_evaluated_run else %(run_id)s end order by pos
+    ) from case_rows
     union all
     select 13, 'index', json_agg(index_date - date '1970-01-01' order by pos) from case_rows
 ),

@@ -9,39 +9,21 @@
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
 --   above the all-sites rate of the same rule and quarter.
 with cases as (
+    -- the run's open cases: every case not resolved is a finding of this audit
     select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
            date_trunc('quarter', case_date)::date as period
-    from audit.run_cases
-    where run_id = %(run_id)s and status = 'open' and case_date <= %(as_of)s::date
+    from audit.cases
+    where status = 'open' and case_date <= %(as_of)s::date
 ),
 
--- the (patient, site, quarter) of open cases not otherwise seen there, and
--- of patients not seen anywhere that quarter (core.patient_sites holds the
--- rest, counted once per site and once for all sites)
-case_sites as (
-    select distinct period, site_id, patient_id from cases
-),
-
-extra_sites as (
-    select c.period, c.site_id from case_sites as c
-    where not exists (
-        select 1 from core.patient_sites as s
-        where s.patient_id = c.patient_id and s.period = c.period and s.site_id = c.site_id)
-),
-
-extra_all as (
-    select distinct c.period, c.patient_id from case_sites as c
-    where not exists (
-        select 1 from core.patient_sites as s
-        where s.patient_id = c.patient_id and s.period = c.period)
-),
-
+-- patients counted once per site and once for all sites: core.patient_sites,
+-- and (core.case_sites) the patients of open cases not otherwise seen there
 site_den as (
     select period, site_id, count(*)::integer as denominator
     from (
         select period, site_id from core.patient_sites
         union all
-        select period, site_id from extra_sites
+        select period, site_id from core.case_sites where level = 'site'
     ) as x
     group by period, site_id
     union all
@@ -49,7 +31,7 @@ site_den as (
     from (
         select period from core.patient_sites where first_in_period
         union all
-        select period from extra_all
+        select period from core.case_sites where level = 'all'
     ) as x
     group by period
 ),
@@ -59,15 +41,7 @@ prescriber_den as (
     from (
         select period, site_id, prescriber_id from core.patient_prescribers
         union all
-        select c.period, c.site_id, c.prescriber_id
-        from (
-            select distinct period, site_id, prescriber_id, patient_id
-            from cases where prescriber_id <> ''
-        ) as c
-        where not exists (
-            select 1 from core.patient_prescribers as p
-            where p.patient_id = c.patient_id and p.period = c.period
-              and p.site_id = c.site_id and p.prescriber_id = c.prescriber_id)
+        select period, site_id, prescriber_id from core.case_sites where level = 'prescriber'
     ) as x
     group by period, site_id, prescriber_id
 ),
@@ -88,8 +62,8 @@ prescriber_num as (
 ),
 
 prescription_rules as (
-    select distinct rule_id from audit.run_cases
-    where run_id = %(run_id)s and prescriber_id is not null
+    select distinct rule_id from audit.cases
+    where status <> 'resolved' and prescriber_id is not null
 ),
 
 rows as (

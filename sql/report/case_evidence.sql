@@ -1,0 +1,46 @@
+-- The evidence rows of cases, as the dashboard's timeline draws them: each
+-- "table:id" of a case's evidence, joined to its current source row. Kinds:
+-- 0 fill (a bar of its covered days), 1 session, 2 event, 3 diagnosis,
+-- 4 assessment. The audit runs it for every case (a full audit) or for the
+-- touched patients' cases (an incremental one: rx_touched).
+with picked as (
+    select c.case_id, c.patient_id, c.evidence
+    from audit.cases as c
+    where %(all)s::boolean or c.patient_id in (select t.patient_id from rx_touched as t)
+),
+
+evidence_ids as (
+    select p.case_id, p.patient_id, split_part(e, ':', 1) as tbl, substr(e, strpos(e, ':') + 1) as id
+    from picked as p
+    cross join lateral unnest(string_to_array(p.evidence, ';')) as e
+)
+
+select ev.case_id, ev.patient_id, 0 as kind, coalesce(fc.cover_start, rx.filled_on) as start_on,
+       coalesce(fc.cover_end, rx.filled_on + rx.days_supply - 1) as end_on,
+       coalesce(initcap(fc.ingredient) || ': ', '') || rx.drug_name
+       || coalesce(' ' || audit.num(coalesce(rx.daily_dose_mg,
+              rx.strength_mg * rx.quantity / rx.days_supply)) || ' mg/day', '') as label
+from evidence_ids as ev
+inner join core.prescriptions as rx
+    on ev.tbl = 'prescriptions' and rx.rx_id = ev.id and rx.is_current
+left join core.fill_coverage as fc on fc.rx_id = rx.rx_id
+union all
+select ev.case_id, ev.patient_id, 1, s.session_date, s.session_date, s.modality || ' session'
+from evidence_ids as ev
+inner join core.therapy_sessions as s
+    on ev.tbl = 'therapy_sessions' and s.session_id = ev.id and s.is_current
+union all
+select ev.case_id, ev.patient_id, 2, e.event_date, e.event_date, e.event_type
+from evidence_ids as ev
+inner join core.clinical_events as e
+    on ev.tbl = 'clinical_events' and e.event_id = ev.id and e.is_current
+union all
+select ev.case_id, ev.patient_id, 3, d.diagnosed_on, d.diagnosed_on, d.code_system || ' ' || d.code
+from evidence_ids as ev
+inner join core.diagnoses as d
+    on ev.tbl = 'diagnoses' and d.diagnosis_id = ev.id and d.is_current
+union all
+select ev.case_id, ev.patient_id, 4, a.assessed_on, a.assessed_on, a.instrument || ' ' || a.score
+from evidence_ids as ev
+inner join core.assessments as a
+    on ev.tbl = 'assessments' and a.assessment_id = ev.id and a.is_current
