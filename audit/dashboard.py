@@ -81,27 +81,23 @@ class _Packer:
 
 def _feed_cases(conn: psycopg.Connection, run_id: str, packer: _Packer) -> None:
     """Stream the cases (with their evidence) and lookups, built in PostgreSQL,
-    into ``packer`` as ``"cases":{...},"lookups":{...}``.
+    into ``packer`` as ``"cases":[chunk, ...],"lookups":{...}``.
 
-    A server-side cursor hands over one row at a time: one column of the
-    cases, or 10,000 cases' evidence, so memory does not grow with the run.
+    A server-side cursor hands over one row at a time: the columns of 10,000
+    cases, so memory does not grow with the run.
     """
     query = sql.SQL(CASES_SQL.read_text())  # our own file, never data
-    packer.feed('"cases":{')
-    evidence_started = False
+    packer.feed('"cases":[')
+    first = True
     with conn.cursor(name="rxaudit_dashboard_cases") as cur:
         cur.itersize = 1
         cur.execute(query, {"run_id": run_id})
-        for part, ordinal, key, value in cur:
+        for part, _, value in cur:
             if part == 0:
-                packer.feed(("," if ordinal > 1 else "") + json.dumps(key) + ":" + value)
-            elif part == 1:
-                packer.feed("," if evidence_started else ',"evidence":[')
-                evidence_started = True
-                packer.feed(value)
+                packer.feed(value if first else "," + value)
+                first = False
             else:
-                packer.feed(("]" if evidence_started else ',"evidence":[]') + "}")
-                packer.feed(',"lookups":' + value)
+                packer.feed('],"lookups":' + value)
 
 
 def _quality(conn: psycopg.Connection) -> dict:

@@ -371,11 +371,11 @@ def evaluate(
             "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
             (run_id, rule.id, n, round(seconds, 3)),
         )
-    # An incremental run's cases are the touched patients' (the others' carry
-    # over in audit.cases). A full run's fresh statistics serve the joins
-    # that follow; a few touched patients' rows leave them valid.
-    if not incremental:
-        conn.execute("analyze audit.run_cases")
+    # Fresh statistics serve the joins that follow (a run id the statistics
+    # have not seen is taken for one row). An incremental run's cases are the
+    # touched patients' (the others' carry over in audit.cases): the run ids'
+    # counts are all that changed much.
+    conn.execute("analyze audit.run_cases (run_id)" if incremental else "analyze audit.run_cases")
     result.timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -460,6 +460,30 @@ def _update_cases(
         ).format(touched),
         (run_id, run_id),
     )
+    _update_evidence(conn, incremental)
+    if not incremental:
+        conn.execute("analyze audit.cases")
+        conn.execute("analyze audit.case_evidence")
+
+
+def _update_evidence(conn: psycopg.Connection, incremental: bool) -> None:
+    """Rebuild audit.case_evidence: every case's, or the touched patients'.
+
+    The evidence rows (``sql/report/case_evidence.sql``) are packed per case
+    into the dashboard's form; labels not seen before join the dictionary.
+    """
+    conn.execute(
+        sql.SQL("create temp table rx_evidence on commit drop as ")
+        + sql.SQL(CASE_EVIDENCE_SQL.read_text()),  # our own file, never data
+        {"all": not incremental},
+    )
+    conn.execute(
+        "insert into audit.evidence_labels (idx, label)"
+        " select (select coalesce(max(idx), -1) from audit.evidence_labels)"
+        "   + row_number() over (order by n.label collate \"C\"), n.label"
+        " from (select distinct e.label from rx_evidence as e where not exists"
+        "   (select 1 from audit.evidence_labels as l where l.label = e.label)) as n"
+    )
     if incremental:
         conn.execute(
             "delete from audit.case_evidence"
@@ -468,12 +492,11 @@ def _update_cases(
     else:
         conn.execute("truncate audit.case_evidence")
     conn.execute(
-        sql.SQL(
-            "insert into audit.case_evidence (case_id, patient_id, kind, start_on, end_on, label) "
-        )
-        + sql.SQL(CASE_EVIDENCE_SQL.read_text()),  # our own file, never data
-        {"all": not incremental},
+        "insert into audit.case_evidence (case_id, patient_id, items)"
+        " select e.case_id, min(e.patient_id), '[' || string_agg(concat_ws(',', e.kind,"
+        "   e.start_on - date '1970-01-01', e.end_on - date '1970-01-01', l.idx), ','"
+        "   order by e.start_on, e.kind, l.idx) || ']'"
+        " from rx_evidence as e inner join audit.evidence_labels as l on l.label = e.label"
+        " group by e.case_id"
     )
-    if not incremental:
-        conn.execute("analyze audit.cases")
-        conn.execute("analyze audit.case_evidence")
+    conn.execute("drop table rx_evidence")

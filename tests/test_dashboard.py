@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from audit import db
 from audit.cli import main
 from audit.generate import generate
 
@@ -29,6 +30,18 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+def conn_evidence(url: str, case_id: str) -> list[tuple[str, str]]:
+    """(kind, ISO date) of a case's session evidence, read from the source rows."""
+    with db.connect(url) as conn:
+        return conn.execute(
+            "select 'session', to_char(s.session_date, 'YYYY-MM-DD') from audit.cases as c"
+            " cross join lateral unnest(string_to_array(c.evidence, ';')) as e"
+            " join core.therapy_sessions as s on s.is_current"
+            "  and e = 'therapy_sessions:' || s.session_id where c.case_id = %s",
+            (case_id,),
+        ).fetchall()
 
 
 def _open(browser, path, errors):
@@ -66,6 +79,17 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
     assert "PSY-INCOMPLETE" in page.inner_text("#panel-title")
     assert "9-15 sessions" in page.inner_text("#panel-guideline")
     assert page.locator("#timeline .main-svg").count() > 0
+    # the case's evidence is drawn: its therapy sessions as ticks on the timeline
+    case_id = page.locator("#panel-facts dd").first.inner_text()
+    evidence = conn_evidence(db_url, case_id)
+    drawn = page.evaluate(
+        "() => document.getElementById('timeline').data"
+        ".map((t) => ({name: t.name, x: t.x, y: t.y}))"
+    )
+    sessions = [t for t in drawn if t["name"] == "sessions"]
+    assert len(sessions) == 1
+    assert sorted(sessions[0]["x"]) == sorted(d for kind, d in evidence if kind == "session")
+    assert all(label.endswith(" session") for label in sessions[0]["y"])
     shots = tmp_path / "screenshots"
     shots.mkdir()
     page.screenshot(path=str(shots / "dashboard.png"), full_page=True)

@@ -25,11 +25,25 @@ function isoDay(days) {
   return new Date(days * DAY_MS).toISOString().slice(0, 10);
 }
 
+const CASE_COLUMNS = ["id", "rule", "severity", "status", "patient", "site", "prescriber",
+  "date", "summary", "review", "first", "last", "index", "evidence"];
+
+// The cases travel in chunks of columnar arrays: join them into one set of columns.
+function joinChunks(chunks) {
+  const cases = Object.fromEntries(CASE_COLUMNS.map((k) => [k, []]));
+  for (const chunk of chunks) {
+    for (const k of CASE_COLUMNS) { for (const x of chunk[k]) cases[k].push(x); }
+  }
+  return cases;
+}
+
 async function unpack() {
   const b64 = el("payload").textContent.trim();
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return JSON.parse(await new Response(stream).text());
+  const d = JSON.parse(await new Response(stream).text());
+  if (d.cases) d.cases = joinChunks(d.cases);
+  return d;
 }
 
 function measureRows(d) {
@@ -208,11 +222,10 @@ function openCase(d, i) {
   for (const [k, v] of rows) { facts.appendChild(text("dt", k)); facts.appendChild(text("dd", v)); }
   el("panel-guideline").textContent = rule.guideline || "";
 
-  const ev = c.evidence, bars = { y: [], base: [], x: [], text: [] };
+  const ev = c.evidence[i] || [], bars = { y: [], base: [], x: [], text: [] };
   const points = {};
-  for (let k = 0; k < ev.length; k += 5) {
-    if (ev[k] !== i) continue;
-    const kind = ev[k + 1], start = ev[k + 2], end = ev[k + 3], label = L.label[ev[k + 4]];
+  for (let k = 0; k < ev.length; k += 4) {
+    const kind = ev[k], start = ev[k + 1], end = ev[k + 2], label = L.label[ev[k + 3]];
     if (kind === 0) {
       bars.y.push(label); bars.base.push(isoDay(start));
       bars.x.push((end - start + 1) * DAY_MS);

@@ -2,11 +2,15 @@
 -- generic or brand name it contains as a whole word (any case). Matching the
 -- few distinct names, not every row, keeps the regular expressions cheap.
 with names as (
-    select distinct rx.drug_name
+    select rx.drug_name
     from core.prescriptions as rx
-    where rx.is_current
-      -- an incremental audit: only the names of the touched patients' fills
-      and (not %(incremental)s::boolean or rx.patient_id in (select t.patient_id from rx_touched as t))
+    where rx.is_current and not %(incremental)s::boolean
+    union
+    -- an incremental audit: only the names of the touched patients' fills
+    select rx.drug_name
+    from rx_touched as t
+    inner join core.prescriptions as rx on rx.patient_id = t.patient_id and rx.is_current
+    where %(incremental)s::boolean
 )
 
 select distinct

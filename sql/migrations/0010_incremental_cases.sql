@@ -28,19 +28,25 @@ create or replace view report.cases as
         where v.case_id = c.case_id order by v.review_id desc limit 1
     ) rv on true;
 
--- The evidence rows of each case as the dashboard's timeline draws them:
--- kind 0 fill (its covered days), 1 session, 2 event, 3 diagnosis,
--- 4 assessment. Kept with the cases (an incremental audit rebuilds the
--- touched patients' rows), so a report does not join every case back to the
--- source tables.
+-- The evidence of each case as the dashboard's timeline draws it, kept with
+-- the cases (an incremental audit rebuilds the touched patients' rows), so a
+-- report does not join every case back to the source tables. items: a JSON
+-- array, four numbers per evidence row: kind (0 fill, drawn as its covered
+-- days; 1 session; 2 event; 3 diagnosis; 4 assessment), first and last day
+-- (days since 1970-01-01), and the label's idx in audit.evidence_labels.
 create table audit.case_evidence (
-    case_id     text not null,
+    case_id     text primary key,
     patient_id  text not null,
-    kind        smallint not null,
-    start_on    date not null,
-    end_on      date not null,
-    label       text not null
+    items       text not null
 );
-create index case_evidence_case_idx on audit.case_evidence (case_id);
 create index case_evidence_patient_idx on audit.case_evidence (patient_id);
 alter table audit.case_evidence owner to rxaudit_loader;
+
+-- The evidence labels (drug and dose, session modality, event type, code,
+-- instrument and score): a dictionary that only grows, so a case's items
+-- stay valid while other cases change.
+create table audit.evidence_labels (
+    idx    integer primary key,
+    label  text not null unique
+);
+alter table audit.evidence_labels owner to rxaudit_loader;

@@ -2,7 +2,8 @@
 -- "table:id" of a case's evidence, joined to its current source row. Kinds:
 -- 0 fill (a bar of its covered days), 1 session, 2 event, 3 diagnosis,
 -- 4 assessment. The audit runs it for every case (a full audit) or for the
--- touched patients' cases (an incremental one: rx_touched).
+-- touched patients' cases (an incremental one: rx_touched), and packs the rows
+-- per case into audit.case_evidence.
 with picked as (
     select c.case_id, c.patient_id, c.evidence
     from audit.cases as c
