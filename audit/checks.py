@@ -9,6 +9,8 @@ from the catalogue only, never from a file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg import sql
 
 from audit import contract
@@ -24,8 +26,21 @@ def column_ref(col: str, alias: str = "r") -> sql.Composable:
     return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(col))
 
 
-def reason_expr(col: Column, alias: str = "r") -> sql.Composable:
-    """A CASE expression: the reason ``col`` is bad in a row, else NULL."""
+# Kinds whose format the Great Expectations suite checks row by row (a
+# pattern or a set; with not-null for required columns and the length of ids).
+# When the suite found no exception in such a column, its format checks here
+# cannot fail and are left out; what the suite does not check stays (calendar
+# dates, ranges, the length of numbers).
+GATED_KINDS = (contract.ID, contract.NCT, contract.DATE, contract.INT, contract.DECIMAL,
+               contract.ENUM, contract.BOOL)  # fmt: skip
+
+
+def reason_expr(col: Column, alias: str = "r", gated: bool = False) -> sql.Composable | None:
+    """A CASE expression: the reason ``col`` is bad in a row, else NULL.
+
+    ``gated``: the suite found every value of the column well formed; only
+    the checks it does not make remain (None when there are none).
+    """
     c = column_ref(col.name, alias)
     lit = sql.Literal
     whens: list[sql.Composable] = [
@@ -42,32 +57,35 @@ def reason_expr(col: Column, alias: str = "r") -> sql.Composable:
         )
 
     kind = col.kind
-    if kind == contract.ID:
+    gated = gated and kind in GATED_KINDS
+    if kind == contract.ID and not gated:
         when("{c} ~ '[^A-Za-z0-9._-]' or length({c}) > {n}",
              "invalid id: expected 1-64 characters of A-Z a-z 0-9 . _ -",
              n=contract.ID_MAX_LENGTH)  # fmt: skip
-    elif kind == contract.NCT:
+    elif kind == contract.NCT and not gated:
         when("{c} !~ {p}", "invalid trial id: expected NCT and 8 digits", p=contract.NCT_PATTERN)
     elif kind == contract.DATE:
         when("not audit.is_calendar_date({c})",
              "invalid date: expected an existing date YYYY-MM-DD between 1900 and 2099")  # fmt: skip
     elif kind == contract.INT:
-        when("{c} !~ {p} or length({c}) > {n}", "not a whole number",
-             p=contract.INT_PATTERN, n=contract.INT_MAX_LENGTH)  # fmt: skip
+        fmt = "length({c}) > {n}" if gated else "{c} !~ {p} or length({c}) > {n}"
+        when(fmt, "not a whole number", p=contract.INT_PATTERN, n=contract.INT_MAX_LENGTH)
         if col.min_value is not None and col.max_value is not None:
             when("{c}::bigint not between {lo} and {hi}",
                  f"out of range: expected {col.min_value} to {col.max_value}",
                  lo=col.min_value, hi=col.max_value)  # fmt: skip
     elif kind == contract.DECIMAL:
-        when("{c} !~ {p} or length({c}) > {n}", "not a decimal number",
-             p=contract.DECIMAL_PATTERN, n=contract.DECIMAL_MAX_LENGTH)  # fmt: skip
+        fmt = "length({c}) > {n}" if gated else "{c} !~ {p} or length({c}) > {n}"
+        when(fmt, "not a decimal number", p=contract.DECIMAL_PATTERN, n=contract.DECIMAL_MAX_LENGTH)
         when("{c}::numeric <= 0", "must be greater than 0")
-    elif kind == contract.ENUM:
+    elif kind == contract.ENUM and not gated:
         when("{c} <> all({v})", "not one of: " + " ".join(col.values), v=list(col.values))
-    elif kind == contract.BOOL:
+    elif kind == contract.BOOL and not gated:
         when("lower({c}) not in ('true', 'false')", "expected true or false")
     elif kind == contract.TEXT:
         when("length({c}) > 1000", "longer than 1000 characters")
+    if len(whens) == 1 and (gated or not col.required):
+        return None  # nothing left to check: the value is present or may be absent
     return sql.SQL("case {} end").format(sql.SQL(" ").join(whens))
 
 
@@ -81,13 +99,36 @@ def typed_expr(col: Column, alias: str = "r") -> sql.Composable:
     return sql.SQL("{}::{}").format(c, sql.SQL(col.sql_type))
 
 
+@dataclass(frozen=True)
+class Proven:
+    """What a file's Great Expectations suite found true of every row.
+
+    ``columns``: the columns whose expectations (not null, pattern, set,
+    length) all held; ``unique_key``: no key value repeats; ``known_patients``:
+    every patient_id is in the batch's or an earlier batch's patients.
+    """
+
+    columns: frozenset[str] = frozenset()
+    unique_key: bool = False
+    known_patients: bool = False
+
+
 def raw_partition(spec: FileSpec, batch_no: int) -> sql.Composable:
     return sql.Identifier("raw", f"{spec.table}_p{batch_no:06d}")
 
 
-def column_checks_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
-    """(line_no, column_name, reason) of each bad value of the batch's file."""
-    exprs = [(c.name, reason_expr(c)) for c in spec.columns]
+def column_checks_sql(
+    spec: FileSpec, batch_no: int, gated: frozenset[str] = frozenset()
+) -> sql.Composable | None:
+    """(line_no, column_name, reason) of each bad value of the batch's file.
+
+    ``gated``: the columns the Great Expectations suite found well formed.
+    None when no check is left.
+    """
+    exprs = [(c.name, reason_expr(c, gated=c.name in gated)) for c in spec.columns]
+    exprs = [(name, e) for name, e in exprs if e is not None]
+    if not exprs:
+        return None
     prefilter = sql.SQL(" or ").join(sql.SQL("({}) is not null").format(e) for _, e in exprs)
     values = sql.SQL(", ").join(
         sql.SQL("({}, {})").format(sql.Literal(name), e) for name, e in exprs
@@ -153,16 +194,22 @@ def ended_before_enrolled_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     )
 
 
-def quarantine_statements(spec: FileSpec, batch_no: int) -> list[sql.Composable]:
+def quarantine_statements(
+    spec: FileSpec, batch_no: int, proven: Proven | None = None
+) -> list[sql.Composable]:
     """The statements filling audit.quarantine from the batch's file.
 
     Each check is a SELECT of (line_no, column_name, reason), run as ``create
     temp table ... as`` (PostgreSQL scans with parallel workers for a plain
     SELECT, never for an ``INSERT ... SELECT``); its few rows are then copied
-    into audit.quarantine.
+    into audit.quarantine. ``proven``: what the Great Expectations suite of
+    the file found without exception, which no check repeats.
     """
-    checks = [column_checks_sql(spec, batch_no), duplicate_key_sql(spec, batch_no)]
-    if spec.refers_to_patient:
+    proven = proven or Proven()
+    checks = [column_checks_sql(spec, batch_no, proven.columns)]
+    if not proven.unique_key:
+        checks.append(duplicate_key_sql(spec, batch_no))
+    if spec.refers_to_patient and not proven.known_patients:
         checks.append(unknown_patient_sql(spec, batch_no))
     if "ended_on_after_enrolled_on" in spec.checks:
         checks.append(ended_before_enrolled_sql(spec, batch_no))
@@ -171,7 +218,7 @@ def quarantine_statements(spec: FileSpec, batch_no: int) -> list[sql.Composable]
         "select {b}, {f}, line_no, column_name, reason from _rxaudit_bad"
     ).format(b=sql.Literal(batch_no), f=sql.Literal(spec.file_name))
     stmts: list[sql.Composable] = []
-    for check in checks:
+    for check in filter(None, checks):
         stmts += [
             sql.SQL("create temp table _rxaudit_bad on commit drop as ") + check,
             keep,

@@ -205,3 +205,28 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
     finally:
         conn.lent = False
     return out
+
+
+def proven(summary: dict, spec: FileSpec):
+    """What a file's validation found true of every row (see :class:`checks.Proven`).
+
+    An expectation counts only if it succeeded and was evaluated: the suites
+    set no ``mostly``, so success means no row was unexpected.
+    """
+    from audit.checks import Proven
+
+    columns: dict[str, bool] = {}
+    unique_key = known_patients = False
+    for r in summary["results"]:
+        held = bool(r["success"]) and not r["exception"]
+        if r["expectation"] == "expect_column_values_to_be_unique" and r["column"] == spec.key:
+            unique_key = held
+        elif r["expectation"] == "unexpected_rows_expectation":
+            known_patients = held
+        if r["column"]:
+            columns[r["column"]] = columns.get(r["column"], True) and held
+    return Proven(
+        frozenset(c for c, held in columns.items() if held and c in spec.column_names),
+        unique_key,
+        known_patients,
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import logging
@@ -294,7 +295,9 @@ class Loader:
 
         with timer.stage("quarantine"):
             for spec in specs:
-                for stmt in checks.quarantine_statements(spec, batch_no):
+                for stmt in checks.quarantine_statements(
+                    spec, batch_no, self._proven(spec, batch_no)
+                ):
                     conn.execute(stmt)
             bad = conn.execute(
                 "select count(*) from (select distinct file_name, line_no from audit.quarantine"
@@ -370,6 +373,26 @@ class Loader:
                 batch_no,
             ),
         )
+
+    def _proven(self, spec, batch_no: int) -> checks.Proven:
+        """What the file's Great Expectations suite showed of every row, so
+        the row checks need not show it again (nothing without the suite)."""
+        summary = next((r for r in self.gx_results if r["file"] == spec.file_name), None)
+        if summary is None:
+            return checks.Proven()
+        from audit import expectations
+
+        proof = expectations.proven(summary, spec)
+        if proof.known_patients:
+            # the suite counts every patients.csv row as known; the row check
+            # does not count a quarantined one
+            quarantined = self.conn.execute(
+                "select exists (select 1 from audit.quarantine where batch_no = %s"
+                " and file_name = 'patients.csv')",
+                (batch_no,),
+            ).fetchone()[0]
+            proof = dataclasses.replace(proof, known_patients=not quarantined)
+        return proof
 
     def _held_rows(self, spec) -> float:
         """The planner's estimate of the rows a core table holds (0 if unknown)."""

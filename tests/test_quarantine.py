@@ -150,6 +150,60 @@ def test_patient_from_an_earlier_batch_is_known(conn, tmp_path):
     assert ingest(conn, make_batch(tmp_path, "b-002", tables=later)).rows_quarantined == 0
 
 
+def test_row_checks_leave_out_only_what_the_validation_suite_showed():
+    spec = checks.contract.FILES_BY_NAME["prescriptions.csv"]
+    everything = checks.column_checks_sql(spec, 1).as_string(None)
+    gated = checks.column_checks_sql(spec, 1, frozenset(spec.column_names)).as_string(None)
+    # formats, sets and id lengths were shown by the suite
+    assert "invalid id" in everything and "invalid id" not in gated
+    assert "not one of" in everything and "not one of" not in gated
+    # calendar dates, ranges, signs and the length of numbers were not
+    for reason in (INVALID_DATE, "out of range: expected 1 to 365", "must be greater than 0",
+                   "not a whole number", "not a decimal number"):  # fmt: skip
+        assert reason in everything and reason in gated
+    # free text is never gated; a file with nothing left to check has no statement
+    assert "longer than 1000 characters" in gated
+    trials = checks.contract.FILES_BY_NAME["trials.csv"]
+    assert checks.column_checks_sql(trials, 1, frozenset(trials.column_names)) is not None
+
+
+def test_a_gated_file_still_quarantines_what_only_the_row_checks_see(conn, tmp_path):
+    tables = _many_rows()
+    tables["prescriptions"][3]["filled_on"] = "2025-02-30"  # the right shape, no such day
+    tables["prescriptions"][4]["days_supply"] = "400"
+    result = ingest(conn, make_batch(tmp_path, tables=tables))
+    assert result.rows_quarantined == 2
+    gx = conn.execute(
+        "select success from audit.validation_results where file_name = 'prescriptions.csv'"
+    ).fetchone()
+    assert gx == (True,)  # the suite found every value well formed
+    rows = conn.execute("select line_no, column_name, reason from audit.quarantine").fetchall()
+    assert sorted(rows) == [(5, "filled_on", INVALID_DATE),
+                            (6, "days_supply", "out of range: expected 1 to 365")]  # fmt: skip
+
+
+def test_rows_of_a_quarantined_patient_refer_to_an_unknown_patient(conn, tmp_path):
+    tables = _many_rows()
+    tables["patients"].append({"patient_id": "p3", "birth_year": 1990, "sex": "female",
+                               "site_id": "north"})  # fmt: skip
+    fill = dict(tables["prescriptions"][0], rx_id="rx-p3", patient_id="p3")
+    tables["prescriptions"].append(fill)
+    ingest(conn, make_batch(tmp_path, tables=tables))
+    # the validation suite counts p3's raw row as a known patient ...
+    patients_check = conn.execute(
+        "select e ->> 'success' from audit.validation_results,"
+        " jsonb_array_elements(results) as e where file_name = 'prescriptions.csv'"
+        " and e ->> 'expectation' = 'unexpected_rows_expectation'"
+    ).fetchone()
+    assert patients_check == ("true",)
+    # ... the row checks do not: the patient row was quarantined
+    rows = conn.execute(
+        "select file_name, column_name, reason from audit.quarantine order by file_name"
+    ).fetchall()
+    assert rows == [("patients.csv", "sex", "not one of: F M X U"),
+                    ("prescriptions.csv", "patient_id", checks.UNKNOWN_PATIENT)]  # fmt: skip
+
+
 def _hundred_rows():
     tables = base_tables(n_rx=96)  # 2 patients + 1 diagnosis + 96 fills + 1 session
     assert sum(len(v) for v in tables.values()) == 100
