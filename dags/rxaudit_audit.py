@@ -9,8 +9,8 @@ derived tables (cohort, trials, courses), runs the 13 rules, the care pathway,
 the case lifecycle (new, persisting, resolved) and the measures, under the
 policy file `RXAUDIT_POLICY` (the defaults when unset).
 
-**Produces**: a run in `audit.runs` with its cases (`audit.run_cases`,
-`audit.cases`) and measures; the `rxaudit_cases` Asset, which starts
+**Produces**: a run in `audit.runs` with its cases (`audit.run_cases` for
+the patients it evaluated, `audit.cases` with their evidence) and measures; the `rxaudit_cases` Asset, which starts
 `rxaudit_report`.
 
 **Re-run**: trigger it by hand or clear the run. An audit of the same data
