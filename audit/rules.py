@@ -222,7 +222,6 @@ class Plan:
     mode: str
     reason: str
     last_batch_no: int
-    previous_run: str | None = None
     touched: int = 0
 
 
@@ -264,7 +263,7 @@ def plan(conn: psycopg.Connection, policy: Policy, as_of, run_id: str, full: boo
     ).fetchone()
     if prev is None:
         return full_plan("first audit")
-    prev_run, prev_status, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort = prev
+    _, prev_status, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort = prev
     if prev_status not in ("ok", "rejected"):
         return full_plan("the previous audit did not finish")
     if prev_batch is None:
@@ -295,7 +294,7 @@ def plan(conn: psycopg.Connection, policy: Policy, as_of, run_id: str, full: boo
         conn.execute("truncate rx_touched")
         return full_plan("too many patients touched")
     conn.execute("analyze rx_touched")
-    return Plan("incremental", f"{touched} patient(s) touched", last_batch_no, prev_run, touched)
+    return Plan("incremental", f"{touched} patient(s) touched", last_batch_no, touched)
 
 
 _MODEL_REF = re.compile(r"\bcore\.(\w+)\b")
@@ -480,7 +479,7 @@ def _update_evidence(conn: psycopg.Connection, incremental: bool) -> None:
     conn.execute(
         "insert into audit.evidence_labels (idx, label)"
         " select (select coalesce(max(idx), -1) from audit.evidence_labels)"
-        "   + row_number() over (order by n.label collate \"C\"), n.label"
+        '   + row_number() over (order by n.label collate "C"), n.label'
         " from (select distinct e.label from rx_evidence as e where not exists"
         "   (select 1 from audit.evidence_labels as l where l.label = e.label)) as n"
     )

@@ -94,7 +94,6 @@ def snapshot(conn, run_id: str) -> dict:
         "case_evidence": sorted(
             conn.execute("select e::text from audit.case_evidence as e").fetchall()
         ),
-
         "measures": set(
             conn.execute(
                 "select measure_id, kind, period, site_id, prescriber_id, denominator,"
