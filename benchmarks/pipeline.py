@@ -101,6 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--out", type=Path, help="write the report folder here (default: a temporary folder)"
+    )
     args = parser.parse_args()
 
     batch = cohort(args.patients, args.seed)
@@ -111,7 +114,7 @@ def main() -> None:
     try:
         floor_s = floor(scratch_db(admin, tag + "_floor"), batch)
         url = scratch_db(admin, tag + "_run")
-        out = Path(tempfile.mkdtemp(prefix="rxaudit-bench-"))
+        out = args.out or Path(tempfile.mkdtemp(prefix="rxaudit-bench-"))
         stages: dict[str, float] = {}
         t0 = time.perf_counter()
         with db.session(url) as conn:
@@ -142,6 +145,7 @@ def main() -> None:
                 "ratio": round(pipeline_s / floor_s, 1),
                 "peak_rss_mb": round(peak),
                 "dashboard_mb": round(dashboard_mb, 2),
+                "report_dir": str(out / "latest"),
                 "stages_s": {k: round(v, 2) for k, v in stages.items()},
             }
         )
