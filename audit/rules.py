@@ -51,6 +51,8 @@ class Model:
     # Rows belong to one patient (an incremental audit replaces the touched
     # patients' rows), or to another key (it adds the rows of new keys).
     key: str = "patient_id"
+    # Columns of a count table kept with the model (core.<name>_counts).
+    counts: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -99,6 +101,7 @@ def catalogue() -> tuple[tuple[Model, ...], tuple[Rule, ...]]:
             m["name"],
             tuple(tuple(i) for i in m.get("indexes", [])),
             m.get("key", "patient_id"),
+            tuple(m.get("counts", ())),
         )
         for m in doc["model"]
     )
@@ -172,6 +175,8 @@ def build_model(
                 ).format(stored=stored, temp=temp, key=sql.Identifier(model.key))
             )
         else:
+            if model.counts:
+                _adjust_counts(conn, model, temp)
             conn.execute(
                 sql.SQL(
                     "delete from {stored} as m using rx_touched as t where t.patient_id = m.patient_id"
@@ -189,6 +194,41 @@ def build_model(
             )
         )
     conn.execute(sql.SQL("analyze {}").format(table))
+    if model.counts:
+        counts = sql.Identifier("core", f"{model.name}_counts")
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
+        conn.execute(sql.SQL("drop table if exists {}").format(counts))
+        conn.execute(
+            sql.SQL(
+                "create unlogged table {counts} as select {cols}, count(*) as patients"
+                " from {table} group by {cols}"
+            ).format(counts=counts, cols=cols, table=table)
+        )
+
+
+def _adjust_counts(conn: psycopg.Connection, model: Model, temp: sql.Composable) -> None:
+    """Incremental: the model's count table, less the touched patients' stored
+    rows, plus their new rows (``temp``). The table is small (one row per
+    combination), so it is rebuilt from the sums; groups treat nulls alike."""
+    stored = sql.Identifier("core", model.name)
+    counts = sql.Identifier("core", f"{model.name}_counts")
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
+    conn.execute(
+        sql.SQL(
+            "create temp table rx_counts on commit drop as"
+            " select {cols}, sum(patients)::bigint as patients from ("
+            "  select {cols}, patients from {counts}"
+            "  union all"
+            "  select {cols}, -count(*) from {stored} as m"
+            "  where m.patient_id in (select t.patient_id from rx_touched as t) group by {cols}"
+            "  union all"
+            "  select {cols}, count(*) from {temp} group by {cols}"
+            ") as d group by {cols} having sum(patients) <> 0"
+        ).format(cols=cols, counts=counts, stored=stored, temp=temp)
+    )
+    conn.execute(sql.SQL("truncate {}").format(counts))
+    conn.execute(sql.SQL("insert into {} select * from rx_counts").format(counts))
+    conn.execute("drop table rx_counts")
 
 
 def run_rule(conn: psycopg.Connection, rule: Rule, params: dict, incremental: bool = False) -> int:

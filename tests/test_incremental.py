@@ -117,6 +117,9 @@ def snapshot(conn, run_id: str) -> dict:
             continue
         rows = conn.execute(f"select t::text from core.{model.name} as t").fetchall()  # noqa: S608
         snap[model.name] = sorted(rows)
+        if model.counts:
+            rows = conn.execute(f"select t::text from core.{model.name}_counts as t").fetchall()  # noqa: S608
+            snap[f"{model.name}_counts"] = sorted(rows)
     return snap
 
 

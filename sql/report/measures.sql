@@ -16,48 +16,56 @@ with cases as (
     where status = 'open' and case_date <= %(as_of)s::date
 ),
 
--- patients counted once per site and once for all sites: core.patient_sites,
--- and (core.case_sites) the patients of open cases not otherwise seen there
+-- patients counted once per site and once for all sites: core.patient_sites
+-- (its count table), and (core.case_sites) the patients of open cases not
+-- otherwise seen there
 site_den as (
-    select period, site_id, count(*)::integer as denominator
+    select period, site_id, sum(n)::integer as denominator
     from (
-        select period, site_id from core.patient_sites
+        select period, site_id, patients as n from core.patient_sites_counts
         union all
-        select period, site_id from core.case_sites where level = 'site'
+        select period, site_id, 1 from core.case_sites where level = 'site'
     ) as x
     group by period, site_id
     union all
-    select period, 'ALL', count(*)::integer
+    select period, 'ALL', sum(n)::integer
     from (
-        select period from core.patient_sites where first_in_period
+        select period, patients as n from core.patient_sites_counts where first_in_period
         union all
-        select period from core.case_sites where level = 'all'
+        select period, 1 from core.case_sites where level = 'all'
     ) as x
     group by period
 ),
 
 prescriber_den as (
-    select period, site_id, prescriber_id, count(*)::integer as denominator
+    select period, site_id, prescriber_id, sum(n)::integer as denominator
     from (
-        select period, site_id, prescriber_id from core.patient_prescribers
+        select period, site_id, prescriber_id, patients as n
+        from core.patient_prescribers_counts
         union all
-        select period, site_id, prescriber_id from core.case_sites where level = 'prescriber'
+        select period, site_id, prescriber_id, 1
+        from core.case_sites where level = 'prescriber'
     ) as x
     group by period, site_id, prescriber_id
 ),
 
+-- distinct patients, counted in two steps (distinct rows, then count(*))
 site_num as (
-    select rule_id, period, site_id, count(distinct patient_id)::integer as numerator
-    from cases group by rule_id, period, site_id
+    select rule_id, period, site_id, count(*)::integer as numerator
+    from (select distinct rule_id, period, site_id, patient_id from cases) as d
+    group by rule_id, period, site_id
     union all
-    select rule_id, period, 'ALL', count(distinct patient_id)::integer
-    from cases group by rule_id, period
+    select rule_id, period, 'ALL', count(*)::integer
+    from (select distinct rule_id, period, patient_id from cases) as d
+    group by rule_id, period
 ),
 
 prescriber_num as (
-    select rule_id, period, site_id, prescriber_id,
-           count(distinct patient_id)::integer as numerator
-    from cases where prescriber_id <> ''
+    select rule_id, period, site_id, prescriber_id, count(*)::integer as numerator
+    from (
+        select distinct rule_id, period, site_id, prescriber_id, patient_id
+        from cases where prescriber_id <> ''
+    ) as d
     group by rule_id, period, site_id, prescriber_id
 ),
 

@@ -39,16 +39,17 @@ counted as (
            count(distinct unit) filter (where ok = 1)::integer
     from units group by measure_id, period
     -- active patients: core.patient_sites has one row per patient, site and
-    -- quarter, and marks each patient's first visited site of the quarter
+    -- quarter, and marks each patient's first visited site of the quarter;
+    -- its count table holds how many patients each combination has
     union all
     select 'BZD-ACTIVE-SHARE', to_char(period, 'YYYY-"Q"Q'), site_id,
-           count(*)::integer, count(*) filter (where bzd_covered)::integer
-    from core.patient_sites where by_visit
+           sum(patients)::integer, coalesce(sum(patients) filter (where bzd_covered), 0)::integer
+    from core.patient_sites_counts where by_visit
     group by period, site_id
     union all
     select 'BZD-ACTIVE-SHARE', to_char(period, 'YYYY-"Q"Q'), 'ALL',
-           count(*)::integer, count(*) filter (where bzd_covered)::integer
-    from core.patient_sites where first_visit_in_period
+           sum(patients)::integer, coalesce(sum(patients) filter (where bzd_covered), 0)::integer
+    from core.patient_sites_counts where first_visit_in_period
     group by period
 )
 
