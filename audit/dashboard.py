@@ -81,23 +81,25 @@ class _Packer:
 
 def _feed_cases(conn: psycopg.Connection, run_id: str, packer: _Packer) -> None:
     """Stream the cases (with their evidence) and lookups, built in PostgreSQL,
-    into ``packer`` as ``"cases":[chunk, ...],"lookups":{...}``.
+    into ``packer`` as ``"cases":{"fields":[...],"chunks":[...]},"lookups":{...}``.
 
-    A server-side cursor hands over one row at a time: the columns of 10,000
-    cases, so memory does not grow with the run.
+    A server-side cursor hands over one row at a time: the names of a case's
+    fields, then 10,000 cases at a time, so memory does not grow with the run.
     """
     query = sql.SQL(CASES_SQL.read_text())  # our own file, never data
-    packer.feed('"cases":[')
+    packer.feed('"cases":{')
     first = True
     with conn.cursor(name="rxaudit_dashboard_cases") as cur:
         cur.itersize = 1
         cur.execute(query, {"run_id": run_id})
         for part, _, value in cur:
             if part == 0:
+                packer.feed('"fields":' + value + ',"chunks":[')
+            elif part == 1:
                 packer.feed(value if first else "," + value)
                 first = False
             else:
-                packer.feed('],"lookups":' + value)
+                packer.feed(']},"lookups":' + value)
 
 
 def _quality(conn: psycopg.Connection) -> dict:

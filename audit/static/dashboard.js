@@ -25,14 +25,15 @@ function isoDay(days) {
   return new Date(days * DAY_MS).toISOString().slice(0, 10);
 }
 
-const CASE_COLUMNS = ["id", "rule", "severity", "status", "patient", "site", "prescriber",
-  "date", "summary", "review", "first", "last", "index", "evidence"];
-
-// The cases travel in chunks of columnar arrays: join them into one set of columns.
-function joinChunks(chunks) {
-  const cases = Object.fromEntries(CASE_COLUMNS.map((k) => [k, []]));
-  for (const chunk of chunks) {
-    for (const k of CASE_COLUMNS) { for (const x of chunk[k]) cases[k].push(x); }
+// The cases travel as chunks of rows (one array per case, its fields named
+// once): turn them into one array per field.
+function caseColumns(packed) {
+  const cases = Object.fromEntries(packed.fields.map((k) => [k, []]));
+  const columns = packed.fields.map((k) => cases[k]);
+  for (const chunk of packed.chunks) {
+    for (const row of chunk) {
+      for (let f = 0; f < columns.length; f++) columns[f].push(row[f]);
+    }
   }
   return cases;
 }
@@ -42,7 +43,7 @@ async function unpack() {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   const d = JSON.parse(await new Response(stream).text());
-  if (d.cases) d.cases = joinChunks(d.cases);
+  if (d.cases) d.cases = caseColumns(d.cases);
   return d;
 }
 

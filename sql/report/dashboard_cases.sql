@@ -1,6 +1,7 @@
 -- The dashboard's cases as JSON, built in SQL and returned in rows the
--- caller streams into the page: chunks of 10,000 cases, each an object of
--- columnar arrays (the page joins the chunks), then the lookups. Sites,
+-- caller streams into the page: the names of a case's fields, then chunks of
+-- 10,000 cases, each case an array of its fields in that order (the page
+-- turns them into columns), then the lookups. Sites,
 -- prescribers and evidence labels are dictionary-encoded (an index into the
 -- lookups), dates are days since 1970-01-01. A case's evidence is the array
 -- the audit keeps in audit.case_evidence: four numbers per evidence row (kind
@@ -9,7 +10,10 @@
 -- resolved is a finding of the latest audit: its last-seen run is this run.
 with picked as (
     select
-        c.*,
+        c.case_id, c.rule_id, c.severity, c.status, c.patient_id, c.site_id, c.prescriber_id,
+        c.case_date, c.summary, c.first_seen_run,
+        case when c.status = 'resolved' then c.last_evaluated_run else %(run_id)s end
+            as last_seen_run,
         coalesce(v.status, '') as review,
         (row_number() over (
             order by c.rule_id collate "C", c.case_date, c.patient_id collate "C",
@@ -48,32 +52,24 @@ case_rows as (
 
 -- one row per 10,000 cases (no single value holds every case)
 chunks as (
-    select pos / 10000 as chunk, json_build_object(
-        'id', json_agg(case_id order by pos),
-        'rule', json_agg(rule_id order by pos),
-        'severity', json_agg(severity order by pos),
-        'status', json_agg(status order by pos),
-        'patient', json_agg(patient_id order by pos),
-        'site', json_agg(site_idx order by pos),
-        'prescriber', json_agg(prescriber_idx order by pos),
-        'date', json_agg(case_date - date '1970-01-01' order by pos),
-        'summary', json_agg(summary order by pos),
-        'review', json_agg(review order by pos),
-        'first', json_agg(first_seen_run order by pos),
-        'last', json_agg(
-            case when status = 'resolved' then last_evaluated_run else %(run_id)s end
-            order by pos),
-        'index', json_agg(index_date - date '1970-01-01' order by pos),
-        'evidence', json_agg(items::json order by pos)
-    )::text as value
+    select pos / 10000 as chunk, json_agg(json_build_array(
+        case_id, rule_id, severity, status, patient_id, site_idx, prescriber_idx,
+        case_date - date '1970-01-01', summary, review, first_seen_run, last_seen_run,
+        index_date - date '1970-01-01', items::json
+    ) order by pos)::text as value
     from case_rows
     group by pos / 10000
 )
 
--- part 0: the chunks of cases; 1: the lookups (a JSON object)
-select 0 as part, chunk as ord, value from chunks
+-- part 0: the names of a case's fields, in the order of its array; 1: the
+-- chunks of cases; 2: the lookups (a JSON object)
+select 0 as part, 0 as ord, json_build_array(
+    'id', 'rule', 'severity', 'status', 'patient', 'site', 'prescriber', 'date', 'summary',
+    'review', 'first', 'last', 'index', 'evidence')::text as value
 union all
-select 1, 0, json_build_object(
+select 1, chunk, value from chunks
+union all
+select 2, 0, json_build_object(
     'site', (select coalesce(json_agg(site_id order by idx), '[]') from sites),
     'prescriber', (select coalesce(json_agg(prescriber_id order by idx), '[]') from prescribers),
     'label', (select coalesce(json_agg(label order by idx), '[]') from audit.evidence_labels)
