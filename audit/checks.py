@@ -3,8 +3,10 @@
 Each column of :mod:`audit.contract` gets one ``CASE`` expression that yields
 the reason a value is bad, or NULL when it is good. The loader runs them
 set-wise over a batch's raw partition to fill ``audit.quarantine``; the typed
-merge into ``core`` uses :func:`typed_expr`. Identifiers and literals here come
-from the catalogue only, never from a file.
+merge into ``core`` uses :func:`typed_expr`. What the batch's Great
+Expectations suite already showed of every row (:class:`Proven`: formats and
+sets of a column, a unique key, known patients) is not checked a second time.
+Identifiers and literals here come from the catalogue only, never from a file.
 """
 
 from __future__ import annotations

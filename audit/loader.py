@@ -11,8 +11,9 @@ interleave:
    URL) in SQL; one hit rejects the batch;
 4. the Great Expectations suites validate the raw rows inside PostgreSQL and
    their results are kept in ``audit.validation_results``;
-5. row-level checks quarantine bad rows (file, line, column, reason); above
-   ``max_quarantine_fraction`` of the batch's rows the batch is rejected;
+5. row-level checks quarantine bad rows (file, line, column, reason), leaving
+   out what the suites showed of every row; above ``max_quarantine_fraction``
+   of the batch's rows the batch is rejected;
 6. good rows are typed and merged into ``core``: a repeated id supersedes the
    current version, which is kept.
 
