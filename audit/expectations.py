@@ -1,8 +1,9 @@
 """Great Expectations suites for the batch files, kept as code.
 
 One suite per file of the extract format, generated from the catalogue in
-:mod:`audit.contract`: required columns are not null; ids, trial ids, dates, whole numbers and decimals match their formats;
-enumerations are in their sets; keys are unique; patient ids refer to a known
+:mod:`audit.contract`: required columns are not null; ids, trial ids,
+dates, whole numbers and decimals match their formats; enumerations are in
+their sets; keys are unique; patient ids refer to a known
 patient (an ``UnexpectedRowsExpectation`` query). Ranges (``days_supply``
 1-365, scores 0-80, decimals above 0, dates that exist in the calendar) are
 the row-level checks' (:mod:`audit.checks`), which quarantine each such row:
@@ -26,6 +27,7 @@ from functools import lru_cache
 import psycopg
 
 from audit import contract
+from audit.checks import Proven
 from audit.contract import FileSpec
 from audit.db import LendableConnection
 
@@ -208,14 +210,12 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
     return out
 
 
-def proven(summary: dict, spec: FileSpec):
+def proven(summary: dict, spec: FileSpec) -> Proven:
     """What a file's validation found true of every row (see :class:`checks.Proven`).
 
     An expectation counts only if it succeeded and was evaluated: the suites
     set no ``mostly``, so success means no row was unexpected.
     """
-    from audit.checks import Proven
-
     columns: dict[str, bool] = {}
     unique_key = known_patients = False
     for r in summary["results"]:

@@ -71,18 +71,16 @@ def copy_csv(conn: psycopg.Connection, query: sql.Composable, params: tuple, pat
 def flagged_cases_query() -> sql.Composable:
     """This run's cases and every resolved case, with the latest review.
 
-    Every stored case that is not resolved is a finding of the latest audit
-    (the one reported): its last-seen run is this run.
+    They are the rows of ``report.cases``, which gives each case's last-seen
+    run (every case not resolved is a finding of the latest audit, the one
+    reported) and its latest review.
     """
     return sql.SQL(
         "select {cols} from (select c.case_id, c.rule_id, c.severity, c.status, c.patient_id,"
         " c.site_id, c.prescriber_id, to_char(c.case_date, 'YYYY-MM-DD') as case_date,"
-        " c.summary, c.evidence, r.guideline, c.policy_version, c.first_seen_run,"
-        " case when c.status = 'resolved' then c.last_evaluated_run else %s end"
-        " as last_seen_run, coalesce(v.status, '') as review_status"
-        " from audit.cases c left join audit.rules r on r.rule_id = c.rule_id"
-        " left join lateral (select status from audit.reviews x where x.case_id = c.case_id"
-        "   order by x.review_id desc limit 1) v on true) t"
+        " c.summary, c.evidence, c.guideline, c.policy_version, c.first_seen_run,"
+        " c.last_seen_run, coalesce(c.review_status, '') as review_status"
+        " from report.cases as c) t"
         " order by t.rule_id, t.case_date, t.patient_id, t.case_id"
     ).format(cols=_select_list(FLAGGED_COLUMNS))
 
@@ -90,7 +88,7 @@ def flagged_cases_query() -> sql.Composable:
 def write_csv_reports(conn: psycopg.Connection, run_id: str, run_dir: Path) -> dict[str, int]:
     sizes = {}
     sizes["flagged_cases.csv"] = copy_csv(
-        conn, flagged_cases_query(), (run_id,), run_dir / "flagged_cases.csv"
+        conn, flagged_cases_query(), (), run_dir / "flagged_cases.csv"
     )
     sizes["patient_pathway.csv"] = copy_csv(
         conn,

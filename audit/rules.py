@@ -58,6 +58,10 @@ class Model:
     def path(self) -> Path:
         return DERIVE_DIR / f"{self.name}.sql"
 
+    @property
+    def counts_table(self) -> sql.Identifier:
+        return sql.Identifier("core", f"{self.name}_counts")
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -195,14 +199,13 @@ def build_model(
         )
     conn.execute(sql.SQL("analyze {}").format(table))
     if model.counts:
-        counts = sql.Identifier("core", f"{model.name}_counts")
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
-        conn.execute(sql.SQL("drop table if exists {}").format(counts))
+        conn.execute(sql.SQL("drop table if exists {}").format(model.counts_table))
         conn.execute(
             sql.SQL(
                 "create unlogged table {counts} as select {cols}, count(*) as patients"
                 " from {table} group by {cols}"
-            ).format(counts=counts, cols=cols, table=table)
+            ).format(counts=model.counts_table, cols=cols, table=table)
         )
 
 
@@ -210,8 +213,7 @@ def _adjust_counts(conn: psycopg.Connection, model: Model, temp: sql.Composable)
     """Incremental: the model's count table, less the touched patients' stored
     rows, plus their new rows (``temp``). The table is small (one row per
     combination), so it is rebuilt from the sums; groups treat nulls alike."""
-    stored = sql.Identifier("core", model.name)
-    counts = sql.Identifier("core", f"{model.name}_counts")
+    stored, counts = sql.Identifier("core", model.name), model.counts_table
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
     conn.execute(
         sql.SQL(
@@ -439,17 +441,18 @@ def evaluate(
         ).fetchall()
     )
     result.cases_by_rule = {r.id: counts.get(r.id, 0) for r in rules}
-    counts = conn.execute(
-        "select count(*) filter (where status = 'open'), count(*) filter (where status = 'excluded')"
-        " from audit.cases"
+    (
+        result.open_cases,
+        result.excluded_cases,
+        result.resolved_cases,
+        result.new_cases,
+    ) = conn.execute(
+        "select count(*) filter (where status = 'open'),"
+        " count(*) filter (where status = 'excluded'),"
+        " count(*) filter (where resolved_run = %(run_id)s),"
+        " count(*) filter (where first_seen_run = %(run_id)s) from audit.cases",
+        {"run_id": run_id},
     ).fetchone()
-    result.open_cases, result.excluded_cases = counts
-    result.resolved_cases = conn.execute(
-        "select count(*) from audit.cases where resolved_run = %s", (run_id,)
-    ).fetchone()[0]
-    result.new_cases = conn.execute(
-        "select count(*) from audit.cases where first_seen_run = %s", (run_id,)
-    ).fetchone()[0]
     result.persisting_cases = result.open_cases + result.excluded_cases - result.new_cases
     result.cohort_patients = conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
     result.timings["cases"] = time.perf_counter() - t0
