@@ -1,4 +1,4 @@
-"""The native extract format (schema version 1) as data.
+"""The native extract format (schema versions 1 and 1.1) as data.
 
 This module owns the catalogue of batch files and their columns: which files a
 batch holds, each column's type, whether it is required, its allowed values.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSIONS = frozenset({"1"})
+SCHEMA_VERSIONS = frozenset({"1", "1.1"})
 
 # Patterns avoid bounded repetition ({1,64}), which PostgreSQL's regex engine
 # expands into large automata; lengths are checked separately.
@@ -46,6 +46,11 @@ class Column:
     values: tuple[str, ...] = ()
     min_value: int | None = None
     max_value: int | None = None
+    #: The schema version that added the column. A column added after 1 may
+    #: be absent from the header of any batch (it is then empty on every
+    #: row); a version 1 batch that sends it has it dropped as outside its
+    #: contract, so version 1 batches load exactly as before.
+    since: str = "1"
 
     @property
     def sql_type(self) -> str:
@@ -83,6 +88,10 @@ class FileSpec:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    def column_names_for(self, schema_version: str) -> tuple[str, ...]:
+        """The columns a batch of ``schema_version`` may send."""
+        return tuple(c.name for c in self.columns if c.since <= schema_version)
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
@@ -96,9 +105,11 @@ DRUG_CODE_SYSTEMS = ("RXNORM", "NDC", "NONE")
 SETTINGS = ("outpatient", "inpatient", "procedure", "research")
 MODALITIES = (
     "PE", "CPT", "EMDR", "NET", "WET",
-    "SUPPORTIVE", "STABILIZATION", "SKILLS", "OTHER", "UNKNOWN",
+    "SUPPORTIVE", "STABILIZATION", "SKILLS", "IRT", "OTHER", "UNKNOWN",
 )  # fmt: skip
-EVENT_TYPES = ("TREATMENT_RESISTANT", "REMISSION", "NIGHTMARES", "REFERRAL_INTENSIVE")
+EVENT_TYPES = ("TREATMENT_RESISTANT", "REMISSION", "NIGHTMARES", "REFERRAL_INTENSIVE", "HOSPICE")
+#: What a prescription row records (1.1); empty means dispensed.
+SOURCE_TYPES = ("dispensed", "administered", "ordered", "reported")
 INSTRUMENTS = ("PCL5", "CAPS5")
 
 FILES: tuple[FileSpec, ...] = (
@@ -141,6 +152,7 @@ FILES: tuple[FileSpec, ...] = (
             Column("daily_dose_mg", DECIMAL, False),
             Column("filled_on", DATE, True),
             Column("setting", ENUM, True, SETTINGS),
+            Column("source_type", ENUM, False, SOURCE_TYPES, since="1.1"),
         ),
     ),
     FileSpec(

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = Path(os.environ.get("RXAUDIT_SQL_DIR", PROJECT_ROOT / "sql"))
 MIGRATIONS_DIR = SQL_DIR / "migrations"
+#: SQL functions re-created by every upgrade (``create or replace``), after
+#: the migrations: they are code, not history.
+FUNCTIONS_DIR = SQL_DIR / "functions"
 EMBEDDED_DB = "rxaudit"
 
 #: Key of the transaction-level advisory lock every load takes, so two loads
@@ -186,6 +189,9 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
                 )
             applied_now.append(path.stem)
             log.info("applied migration %s", path.stem)
+        with conn.transaction():
+            for path in sorted(FUNCTIONS_DIR.glob("*.sql")):
+                conn.execute(path.read_text())
         conn.commit()
     finally:
         conn.execute("select pg_advisory_unlock(%s)", (LOADER_LOCK_KEY + 1,))

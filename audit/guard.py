@@ -128,12 +128,15 @@ def value_kind(value: str) -> str | None:
     return None
 
 
-def check_header(spec: FileSpec, header: list[str]) -> list[str]:
+def check_header(spec: FileSpec, header: list[str], schema_version: str = "1.1") -> list[str]:
     """Check a CSV header; return the columns to drop (outside the contract).
 
     Rejects the batch for a duplicate column, a missing contract column or a
-    column whose name suggests a direct identifier.
+    column whose name suggests a direct identifier. Columns added after
+    version 1 may be absent; in a batch of an earlier version they are
+    outside its contract (dropped and reported).
     """
+    allowed = spec.column_names_for(schema_version)
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
         if name in seen:
@@ -141,7 +144,7 @@ def check_header(spec: FileSpec, header: list[str]) -> list[str]:
                 f"column {position} repeats a column name", file=spec.file_name, line=1
             )
         seen.add(name)
-    extras = [name for name in header if name not in spec.column_names]
+    extras = [name for name in header if name not in allowed]
     for position, name in enumerate(header, start=1):
         if name in extras:
             kind = identifier_kind(name) or value_kind(name)
@@ -151,7 +154,7 @@ def check_header(spec: FileSpec, header: list[str]) -> list[str]:
                     file=spec.file_name,
                     line=1,
                 )
-    missing = [c for c in spec.column_names if c not in seen]
+    missing = [c.name for c in spec.columns if c.since == "1" and c.name not in seen]
     if missing:
         raise BatchRejected(
             "required column missing from the header",

@@ -222,14 +222,15 @@ class Loader:
 
     def _register(self, manifest: Manifest) -> int:
         row = self.conn.execute(
-            "insert into audit.batches (batch_id, source, schema_version, as_of, created_at,"
-            " content_sha256, manifest, status) values (%s, %s, %s, %s, %s, %s, %s, 'loading')"
-            " returning batch_no",
+            "insert into audit.batches (batch_id, source, schema_version, as_of, history_from,"
+            " created_at, content_sha256, manifest, status)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, 'loading') returning batch_no",
             (
                 manifest.batch_id,
                 manifest.source,
                 manifest.schema_version,
                 manifest.as_of,
+                manifest.history_from,
                 manifest.created_at,
                 manifest.content_sha256,
                 Jsonb(manifest.raw),
@@ -246,6 +247,7 @@ class Loader:
         timer: _Timer,
     ) -> None:
         conn = self.conn
+        self._schema_version = manifest.schema_version
         conn.execute("select set_config('rxaudit.batch_no', %s, true)", (str(batch_no),))
         specs = [contract.FILES_BY_NAME[name] for name in manifest.files]
         specs.sort(key=lambda s: contract.FILES.index(s))  # patients first
@@ -429,7 +431,7 @@ class Loader:
         self, path: Path, spec, batch_no: int, expected_sha: str, result: BatchResult
     ) -> int:
         header = read_header(path)
-        extras = guard.check_header(spec, header)
+        extras = guard.check_header(spec, header, self._schema_version)
         if extras:
             result.dropped_columns.append({"file": spec.file_name, "columns": extras})
             self.progress(
@@ -453,7 +455,7 @@ class Loader:
         names = []
         extra_i = 0
         for name in header:
-            if name in spec.column_names:
+            if name not in extras:
                 names.append(sql.Identifier(spec.column(name).name))
             else:
                 names.append(sql.Identifier(f"_extra_{extra_i}"))

@@ -38,6 +38,7 @@ class Manifest:
     schema_version: str
     source: str | None
     as_of: dt.date
+    history_from: dt.date | None
     created_at: dt.datetime | None
     files: dict[str, FileEntry]
     raw: dict
@@ -101,6 +102,11 @@ def parse_manifest(data: bytes) -> Manifest:
         raise _reject("'source' must be a short text", column="source")
     as_of = _parse_date(doc.get("as_of"), "as_of")
     created_at = _parse_timestamp(doc.get("created_at"), "created_at")
+    history_from = None
+    if doc.get("history_from") is not None:
+        history_from = _parse_date(doc["history_from"], "history_from")
+        if history_from > as_of:
+            raise _reject("'history_from' is after 'as_of'", column="history_from")
 
     files_doc = doc.get("files")
     if not isinstance(files_doc, dict) or not files_doc:
@@ -130,6 +136,7 @@ def parse_manifest(data: bytes) -> Manifest:
         schema_version=version,
         source=source,
         as_of=as_of,
+        history_from=history_from,
         created_at=created_at,
         files=files,
         raw=doc,

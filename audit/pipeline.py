@@ -99,7 +99,13 @@ def audit(
         progress("measures")
         tm = time.perf_counter()
         measures.compute(
-            conn, run_id, {**pol.params(), "as_of": result.as_of or rules.NOTHING_LOADED}
+            conn,
+            run_id,
+            {
+                **pol.params(),
+                "as_of": result.as_of or rules.NOTHING_LOADED,
+                "history_start": result.history_start,
+            },
         )
         result.timings["measures"] = time.perf_counter() - tm
         timings["audit"] = time.perf_counter() - t
@@ -111,6 +117,7 @@ def audit(
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),
             "as_of": result.as_of.isoformat() if result.as_of else None,
+            "history_start": result.history_start.isoformat() if result.as_of else None,
             "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
             "evaluation": {
                 "mode": result.plan.mode,
@@ -130,6 +137,9 @@ def audit(
                 "new": result.new_cases,
                 "persisting": result.persisting_cases,
                 "resolved": result.resolved_cases,
+                "resolved_data_corrected": result.resolved_by_data,
+                "resolved_policy_change": result.resolved_by_policy,
+                "info": result.info_cases,
                 "by_rule": result.cases_by_rule,
             },
             "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -1,8 +1,10 @@
 """The guideline policy: every threshold and value set the rules use.
 
-The defaults are ``audit/policies/2026.1.toml``. A site passes its own file
-with ``--policy FILE``: it holds a ``version`` and only the values it changes;
-they are merged over the defaults (tables key by key, an ingredient's fields
+The defaults are ``audit/policies/2027.1.toml``. Policy 2026.1 stays bundled
+(``--policy 2026.1``) so that a site that pinned it can reproduce an old run.
+A site passes its own file with ``--policy FILE``: it holds a ``version`` and
+only the values it changes, merged over the default policy or over the
+bundled policy its ``base`` names (tables key by key, an ingredient's fields
 one by one). A file with an unknown key, a value of the wrong type or out of
 range is refused with one sentence naming the key. A run records the policy's
 version and the SHA-256 of the merged content.
@@ -20,7 +22,10 @@ from pathlib import Path
 
 from audit.errors import UsageError
 
-DEFAULT_POLICY = Path(__file__).parent / "policies" / "2026.1.toml"
+POLICY_DIR = Path(__file__).parent / "policies"
+DEFAULT_VERSION = "2027.1"
+DEFAULT_POLICY = POLICY_DIR / f"{DEFAULT_VERSION}.toml"
+BUNDLED = {p.stem: p for p in sorted(POLICY_DIR.glob("*.toml"))}
 
 DRUG_CLASSES = ("SSRI", "SNRI", "ALPHA1", "BZD", "MDMA")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ,.'-]{0,63}$")
@@ -35,38 +40,86 @@ class PolicyError(UsageError):
 # key -> (type, minimum, maximum) for scalar settings; ("codes",) for lists.
 _DAYS = (int, 1, 3650)
 SCHEMA: dict[str, dict[str, tuple]] = {
-    "cohort": {"ptsd_icd10cm": ("codes",), "ptsd_snomed": ("codes",)},
+    "cohort": {
+        "ptsd_icd10cm": ("codes",),
+        "ptsd_snomed": ("codes",),
+        "cohort_min_dates": (int, 1, 100),
+    },
+    "fills": {
+        "supply_mismatch_factor": (float, 1.0, 365),
+        "paroxetine_cr_words": ("names",),
+        "paroxetine_cr_min_mg": (float, 0.001, 1000),
+        "paroxetine_cr_max_mg": (float, 0.001, 1000),
+        "paroxetine_vasomotor_max_mg": (float, 0, 1000),
+        "paroxetine_vasomotor_names": ("names",),
+        "citalopram_older_age": (int, 0, 200),
+        "citalopram_older_max_mg": (float, 0.001, 1000),
+    },
     "episodes": {
         "episode_gap_days": _DAYS,
         "acute_days": _DAYS,
         "acute_window_days": _DAYS,
         "continuation_days": _DAYS,
+        "amm_continuation_days": _DAYS,
+        "amm_continuation_window_days": _DAYS,
+        "washout_days": (int, 0, 3650),
+        "short_history_days": (int, 0, 3650),
         "remission_pcl5_below": (int, 1, 80),
+        "pcl5_min_drop": (int, 0, 80),
+        "pcl5_baseline_days": _DAYS,
     },
     "psychotherapy": {
         "tf_modalities": ("modalities",),
         "course_gap_days": _DAYS,
         "tf_min_sessions": (int, 1, 100),
+        "tf_min_sessions_by_modality": ("modality_counts",),
+        "tf_max_per_day": (int, 1, 10),
+        "course_response_days": (int, 0, 3650),
         "course_index_lookback_days": (int, 0, 3650),
+        "stabilization_modalities": ("modalities",),
         "stabilization_max_sessions": (int, 1, 100),
     },
     "benzodiazepines": {
+        "bzd_episode_gap_days": _DAYS,
+        "bzd_incidental_max_days": (int, 0, 3650),
+        "bzd_long_term_days": _DAYS,
         "new_start_lookback_days": _DAYS,
         "exclusion_lookback_days": (int, 0, 3650),
-        "exclusion_icd10cm_prefixes": ("codes",),
+        "withdrawal_icd10cm_prefixes": ("codes",),
+        "chronic_icd10cm_prefixes": ("codes",),
     },
+    "hospice": {"hospice_icd10cm": ("codes",)},
     "venlafaxine": {"ven_lookback_days": _DAYS},
     "prazosin": {
         "prazosin_start_max_mg": (float, 0.001, 1000),
         "prazosin_max_mg": (float, 0.001, 1000),
+        "prazosin_high_mg": (float, 0.001, 1000),
+        "bp_icd10cm_prefixes": ("codes",),
         "nightmare_icd10cm": ("codes",),
-        "nightmare_prazosin_lookback_days": (int, 0, 3650),
         "nightmare_prazosin_window_days": _DAYS,
+        "nightmare_irt_lookback_days": (int, 0, 3650),
     },
 }
+#: Code lists given to SQL without dots, upper-case (ICD-10-CM with or without the dot).
+ICD_KEYS = ("ptsd_icd10cm", "nightmare_icd10cm", "withdrawal_icd10cm_prefixes",
+            "chronic_icd10cm_prefixes", "hospice_icd10cm", "bp_icd10cm_prefixes")  # fmt: skip
+#: Code lists that may be empty (a site may know no such code).
+EMPTY_ALLOWED = {"ptsd_snomed", "withdrawal_icd10cm_prefixes", "chronic_icd10cm_prefixes",
+                 "hospice_icd10cm", "bp_icd10cm_prefixes", "paroxetine_cr_words",
+                 "paroxetine_vasomotor_names"}  # fmt: skip
 INGREDIENT_KEYS = {"class", "rxcui", "names", "min_mg", "max_mg", "first_line"}
 TF_MODALITIES_ALLOWED = {"PE", "CPT", "EMDR", "NET", "WET", "SUPPORTIVE", "STABILIZATION",
-                         "SKILLS", "OTHER"}  # fmt: skip
+                         "SKILLS", "IRT", "OTHER"}  # fmt: skip
+
+
+def word_pattern(words: list[str]) -> str:
+    """A PostgreSQL regular expression matching any of ``words`` as a whole
+    word (never matching when there are none). The words are the policy's,
+    escaped; the pattern is bound as a parameter."""
+    if not words:
+        return "(?!)"
+    escaped = (re.sub(r"([^A-Za-z0-9 ])", r"\\\1", w) for w in words)
+    return r"\m(" + "|".join(escaped) + r")\M"
 
 
 @dataclass(frozen=True)
@@ -82,11 +135,13 @@ class Policy:
         out: dict[str, object] = {}
         for section in SCHEMA:
             out.update(self.content[section])
-        out["ptsd_icd10cm"] = [c.replace(".", "").upper() for c in out["ptsd_icd10cm"]]
-        out["nightmare_icd10cm"] = [c.replace(".", "").upper() for c in out["nightmare_icd10cm"]]
-        out["exclusion_icd10cm_prefixes"] = [
-            c.replace(".", "").upper() for c in out["exclusion_icd10cm_prefixes"]
-        ]
+        for key in ICD_KEYS:
+            out[key] = [c.replace(".", "").upper() for c in out[key]]
+        by_modality = out.pop("tf_min_sessions_by_modality")
+        out["tf_min_modalities"] = sorted(by_modality)
+        out["tf_min_counts"] = [by_modality[m] for m in sorted(by_modality)]
+        out["paroxetine_cr_pattern"] = word_pattern(out.pop("paroxetine_cr_words"))
+        out["paroxetine_vasomotor_pattern"] = word_pattern(out.pop("paroxetine_vasomotor_names"))
         return out
 
     def ingredients(self) -> list[dict]:
@@ -112,8 +167,27 @@ def _fail(source: str, key: str, reason: str) -> PolicyError:
 
 def _check_scalar(source: str, key: str, value: object, spec: tuple) -> None:
     kind = spec[0]
+    if kind == "modality_counts":
+        if not isinstance(value, dict):
+            raise _fail(source, key, "must be a table of modality = sessions")
+        for modality, count in value.items():
+            if modality not in TF_MODALITIES_ALLOWED:
+                raise _fail(source, f"{key}.{modality}", "not a modality of the extract format")
+            _check_scalar(source, f"{key}.{modality}", count, (int, 1, 100))
+        return
+    if kind == "names":
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _NAME.fullmatch(v) for v in value
+        ):
+            raise _fail(source, key, "must be a list of drug-name words")
+        return
     if kind in ("codes", "modalities"):
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        bare = key.rsplit(".", 1)[-1]
+        if (
+            not isinstance(value, list)
+            or (not value and bare not in EMPTY_ALLOWED)
+            or not all(isinstance(v, str) for v in value)
+        ):
             raise _fail(source, key, "must be a non-empty list of texts")
         if kind == "codes" and not all(_CODE.fullmatch(v) for v in value):
             raise _fail(source, key, "codes are 1-20 letters, digits or dots")
@@ -160,7 +234,7 @@ def _check_ingredient(source: str, name: str, ing: object) -> None:
 
 
 def validate(content: dict, source: str) -> None:
-    allowed = {"version", "title", "ingredients", *SCHEMA}
+    allowed = {"version", "title", "base", "ingredients", *SCHEMA}
     for key in content:
         if key not in allowed:
             raise _fail(source, key, "unknown key")
@@ -182,6 +256,11 @@ def validate(content: dict, source: str) -> None:
         raise _fail(source, "ingredients", "must be a table of ingredients")
     for name, ing in ingredients.items():
         _check_ingredient(source, name, ing)
+    fills = content["fills"]
+    if fills["paroxetine_cr_min_mg"] > fills["paroxetine_cr_max_mg"]:
+        raise _fail(source, "fills.paroxetine_cr_min_mg", "is above paroxetine_cr_max_mg")
+    if content["prazosin"]["prazosin_max_mg"] > content["prazosin"]["prazosin_high_mg"]:
+        raise _fail(source, "prazosin.prazosin_max_mg", "is above prazosin_high_mg")
     classes = {ing["class"] for ing in ingredients.values()}
     for needed in DRUG_CLASSES:
         if needed not in classes:
@@ -207,10 +286,22 @@ def _read(path: Path) -> dict:
         raise PolicyError(f"policy file {path}: not valid TOML ({exc})") from None
 
 
-def load(path: Path | None = None) -> Policy:
-    """The default policy, or a site's file merged over it; validated."""
-    content = _read(DEFAULT_POLICY)
-    source = DEFAULT_POLICY.name
+def _bundled(name: str, source: str) -> Path:
+    if name not in BUNDLED:
+        known = ", ".join(sorted(BUNDLED))
+        raise _fail(source, "base", f"no bundled policy {name!r} (bundled: {known})")
+    return BUNDLED[name]
+
+
+def load(path: Path | str | None = None) -> Policy:
+    """The default policy, a bundled one by its version (``"2026.1"``), or a
+    site's file merged over the default (or over the bundled policy named by
+    its ``base``); validated."""
+    base_path = DEFAULT_POLICY
+    if path is not None and str(path) in BUNDLED and not Path(path).is_file():
+        base_path, path = BUNDLED[str(path)], None
+    content = _read(base_path)
+    source = base_path.name
     if path is not None:
         site = _read(Path(path))
         source = str(path)
@@ -219,8 +310,14 @@ def load(path: Path | None = None) -> Policy:
         # Validate the site's own keys before merging, so an unknown key is
         # reported as the site wrote it.
         for key in site:
-            if key not in {"version", "title", "ingredients", *SCHEMA}:
+            if key not in {"version", "title", "base", "ingredients", *SCHEMA}:
                 raise _fail(source, key, "unknown key")
+        if site is not None and "base" in site:
+            if not isinstance(site["base"], str):
+                raise _fail(source, "base", "must name a bundled policy version")
+            content = _read(_bundled(site["base"], source))
+        if Path(path).resolve() in {p.resolve() for p in BUNDLED.values()}:
+            content = {}
         content = _merge(content, site)
     validate(content, source)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

@@ -112,7 +112,7 @@ def snapshot(conn, run_id: str) -> dict:
         "pathway": set(conn.execute("select p::text from audit.pathway as p").fetchall()),
         "case_states": set(conn.execute("select case_id, status from audit.cases").fetchall()),
     }
-    for model in (*models, rules.CASE_SITES):
+    for model in (*models, *rules.post_rule_models()[:3]):
         if model.name == "drug_name_map":  # keyed by name; may keep names no longer used
             continue
         rows = conn.execute(f"select t::text from core.{model.name} as t").fetchall()  # noqa: S608

@@ -1,4 +1,4 @@
--- Where and when each patient has an open case that the activity tables do
+-- Where and when each patient has an open case (not info) that the activity tables do
 -- not already place them, for the rule measures' denominators (a patient in
 -- a rule's numerator at a site and quarter is in its denominator there too).
 -- Built after the rules, from the run's cases: one row per patient and
@@ -14,7 +14,8 @@ with cases as (
     select distinct patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
            date_trunc('quarter', case_date)::date as period
     from audit.run_cases
-    where run_id = %(run_id)s and status = 'open' and case_date <= %(as_of)s::date
+    where run_id = %(run_id)s and status = 'open' and severity <> 'info'
+      and case_date <= %(as_of)s::date
 )
 
 select distinct c.patient_id, 'site' as level, c.period, c.site_id, '' as prescriber_id

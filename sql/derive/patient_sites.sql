@@ -7,7 +7,8 @@
 --   first_in_period       the patient's first row of the quarter (counts the
 --                         patient once for all sites);
 --   first_visit_in_period the same among by_visit rows;
---   bzd_covered           a benzodiazepine covered day in the quarter.
+--   bzd_covered           a benzodiazepine covered day in the quarter, of an
+--                         episode counted by BZD-PTSD (built after the rules).
 -- (Dates go to quarters through timestamp, not timestamptz: no time zone
 -- arithmetic per row.)
 with seen as (
@@ -34,13 +35,22 @@ sites as (
     group by patient_id, site_id, period
 ),
 
--- quarters holding a benzodiazepine covered day (on or before as_of)
+-- quarters holding a benzodiazepine covered day (on or before as_of) of a
+-- counted episode: one whose BZD-PTSD case of this run is open (not
+-- excluded, not incidental)
 bzd_quarters as (
     select distinct b.patient_id, q::date as period
     from core.bzd_fills as b
+    inner join core.bzd_episodes as e
+        on e.patient_id = b.patient_id and e.episode_no = b.episode_no
+    inner join audit.run_cases as rc
+        on rc.run_id = %(run_id)s
+       and rc.case_id = audit.case_id('BZD-PTSD', e.patient_id, audit.iso(e.episode_start))
+       and rc.status = 'open'
     cross join lateral generate_series(
         date_trunc('quarter', b.cover_start::timestamp),
-        date_trunc('quarter', b.cover_end::timestamp), interval '3 months') as q
+        date_trunc('quarter', least(b.cover_end, %(as_of)s::date)::timestamp),
+        interval '3 months') as q
     where b.cover_start <= %(as_of)s::date
 ),
 

@@ -1,5 +1,6 @@
--- The PTSD cohort: patients with a diagnosis in the PTSD value set dated on
--- or before as_of. index_date = the earliest such diagnosis.
+-- The PTSD cohort: patients with at least cohort_min_dates distinct dates of a
+-- diagnosis in the PTSD value set, dated on or before as_of. index_date = the
+-- earliest such diagnosis. birth_year and age_90_plus serve the age tests.
 with ptsd_diagnoses as (
     select
         d.patient_id,
@@ -11,25 +12,26 @@ with ptsd_diagnoses as (
       -- an incremental audit: only the patients touched since the last run
       and (not %(incremental)s::boolean or d.patient_id in (select t.patient_id from rx_touched as t))
       and (
-          (d.code_system = 'ICD10CM'
-           and upper(replace(d.code, '.', '')) = any(%(ptsd_icd10cm)s::text[]))
+          (d.code_system = 'ICD10CM' and audit.icd(d.code) = any(%(ptsd_icd10cm)s::text[]))
           or (d.code_system = 'SNOMED' and d.code = any(%(ptsd_snomed)s::text[]))
       )
 ),
 
 first_diagnosis as (
-    select distinct on (patient_id)
+    select
         patient_id,
-        diagnosis_id as index_diagnosis_id,
-        diagnosed_on as index_date
+        (array_agg(diagnosis_id order by diagnosed_on, diagnosis_id))[1] as index_diagnosis_id,
+        min(diagnosed_on) as index_date
     from ptsd_diagnoses
-    order by patient_id, diagnosed_on, diagnosis_id
+    group by patient_id
+    having count(distinct diagnosed_on) >= %(cohort_min_dates)s::integer
 )
 
 select
     p.patient_id,
     p.site_id as home_site_id,
     p.age_90_plus,
+    p.birth_year,
     f.index_date,
     f.index_diagnosis_id
 from first_diagnosis as f

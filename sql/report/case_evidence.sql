@@ -18,13 +18,20 @@ evidence_ids as (
 
 select ev.case_id, ev.patient_id, 0 as kind, coalesce(fc.cover_start, rx.filled_on) as start_on,
        coalesce(fc.cover_end, rx.filled_on + rx.days_supply - 1) as end_on,
-       coalesce(initcap(fc.ingredient) || ': ', '') || rx.drug_name
+       coalesce(initcap(df.ingredient) || ': ', '') || rx.drug_name
        || coalesce(' ' || audit.num(coalesce(rx.daily_dose_mg,
               rx.strength_mg * rx.quantity / rx.days_supply)) || ' mg/day', '') as label
 from evidence_ids as ev
 inner join core.prescriptions as rx
     on ev.tbl = 'prescriptions' and rx.rx_id = ev.id and rx.is_current
-left join core.fill_coverage as fc on fc.rx_id = rx.rx_id
+-- the fill day the row belongs to (its covered days, carried forward)
+left join lateral (
+    select f.ingredient, f.filled_on from core.drug_fills as f
+    where f.rx_id = rx.rx_id and f.is_fill order by f.ingredient limit 1
+) as df on true
+left join core.fill_coverage as fc
+    on fc.patient_id = rx.patient_id and fc.ingredient = df.ingredient
+   and fc.filled_on = df.filled_on
 union all
 select ev.case_id, ev.patient_id, 1, s.session_date, s.session_date, s.modality || ' session'
 from evidence_ids as ev

@@ -4,8 +4,9 @@
 --                at the site in the quarter (diagnoses count at the patient's
 --                home site), together with the patients counted in any
 --                rule's numerator there, so a rate never exceeds 1;
---   numerator:   distinct patients with an open case of the rule whose
---                case_date falls in the quarter, at the case's site;
+--   numerator:   distinct patients with an open case of the rule, of a
+--                severity other than info, whose case_date falls in the
+--                quarter, at the case's site;
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
 --   above the all-sites rate of the same rule and quarter.
 with cases as (
@@ -13,7 +14,7 @@ with cases as (
     select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
            date_trunc('quarter', case_date)::date as period
     from audit.cases
-    where status = 'open' and case_date <= %(as_of)s::date
+    where status = 'open' and severity <> 'info' and case_date <= %(as_of)s::date
 ),
 
 -- patients counted once per site and once for all sites: core.patient_sites

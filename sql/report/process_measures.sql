@@ -1,14 +1,22 @@
--- The three positive process measures, per quarter and site ('ALL': all sites):
+-- The four positive process measures, per quarter and site ('ALL': all sites):
 --   TF-COURSE-ADEQUATE   completed TF courses (by the quarter and site of their
---                        last session) that reached tf_min_sessions;
+--                        last session) that were adequate (their minimum, or a
+--                        response);
 --   FIRST-LINE-ADEQUATE  completed first-line trials (by the quarter of their
 --                        end and the site of their first fill) that were adequate;
 --   BZD-ACTIVE-SHARE     active cohort patients (any prescription or session
---                        at the site in the quarter) with any benzodiazepine
---                        covered day in the quarter.
+--                        at the site in the quarter) with a benzodiazepine
+--                        covered day in the quarter of a counted episode (not
+--                        excluded, not incidental);
+--   AMM-CONTINUATION     antidepressant episodes (by the quarter of their start
+--                        and the site of their first fill) with acute_days
+--                        covered days in their first acute_window_days that
+--                        went on to amm_continuation_days in their first
+--                        amm_continuation_window_days; episodes younger than
+--                        that window at as_of are left out.
 with courses as (
     select to_char(last_session, 'YYYY-"Q"Q') as period, last_site_id as site_id,
-           (n_sessions >= %(tf_min_sessions)s::integer)::integer as ok,
+           is_adequate::integer as ok,
            patient_id || '|' || course_no as unit
     from core.tf_courses
     where not is_ongoing
@@ -16,16 +24,27 @@ with courses as (
 
 trials as (
     select to_char(trial_end, 'YYYY-"Q"Q') as period, first_site_id as site_id,
-           (acute_covered_days >= %(acute_days)s::integer and has_effective_dose)::integer as ok,
+           (adequacy_date is not null)::integer as ok,
            patient_id || '|' || ingredient || '|' || trial_no as unit
     from core.med_trials
     where first_line and not is_ongoing
+),
+
+episodes as (
+    select to_char(episode_start, 'YYYY-"Q"Q') as period, first_site_id as site_id,
+           (continuation_covered_days >= %(amm_continuation_days)s::integer)::integer as ok,
+           patient_id || '|' || episode_no as unit
+    from core.ad_episodes
+    where acute_covered_days >= %(acute_days)s::integer
+      and episode_start + (%(amm_continuation_window_days)s::integer - 1) <= %(as_of)s::date
 ),
 
 units as (
     select 'TF-COURSE-ADEQUATE' as measure_id, period, site_id, unit, ok from courses
     union all
     select 'FIRST-LINE-ADEQUATE', period, site_id, unit, ok from trials
+    union all
+    select 'AMM-CONTINUATION', period, site_id, unit, ok from episodes
 ),
 
 counted as (

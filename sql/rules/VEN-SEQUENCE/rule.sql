@@ -1,10 +1,12 @@
--- VEN-SEQUENCE: a venlafaxine trial starting on or after the index date with
--- no SSRI fill in the ven_lookback_days before it. Case key: patient, trial start.
+-- VEN-SEQUENCE (info): a venlafaxine trial starting on or after the index date
+-- with no fill day of an SSRI dated [start - ven_lookback_days, start - 1].
+-- Excluded: hospice on or before the trial start.
+-- Case key: patient, trial start; case_date: trial start.
 select
     audit.case_id('VEN-SEQUENCE', t.patient_id, audit.iso(t.trial_start)) as case_id,
     'VEN-SEQUENCE' as rule_id,
-    'low' as severity,
-    'open' as status,
+    'info' as severity,
+    case when h.hospice_on <= t.trial_start then 'excluded' else 'open' end as status,
     t.patient_id,
     t.first_site_id as site_id,
     t.first_prescriber_id as prescriber_id,
@@ -12,10 +14,13 @@ select
     format(
         'Venlafaxine started %%s with no SSRI fill in the previous %%s days',
         audit.iso(t.trial_start), %(ven_lookback_days)s::integer
-    ) as summary,
-    'prescriptions:' || t.rx_ids[1] as evidence
+    )
+    || case when h.hospice_on <= t.trial_start then ' (excluded: hospice or palliative care)'
+            else '' end as summary,
+    split_part(t.evidence, ';', 1) as evidence
 from core.med_trials as t
 inner join core.ptsd_cohort as c on c.patient_id = t.patient_id
+left join core.hospice as h on h.patient_id = t.patient_id
 where t.ingredient = 'venlafaxine'
   and t.trial_start >= c.index_date
   and not exists (

@@ -1,7 +1,8 @@
--- PSY-DELAYED: at least stabilization_max_sessions non-TF sessions (any
--- modality but the TF ones and UNKNOWN), counted by distinct date, on or after
--- the index date and before the first TF session on or after it (or before
--- as_of). Case key: patient; case_date: the date of the n-th such session.
+-- PSY-DELAYED: at least stabilization_max_sessions sessions of a stabilisation
+-- modality (stabilization_modalities), counted as rows and at most
+-- tf_max_per_day a date, dated on or after the index date and before the first
+-- TF session on or after it (or before as_of when there is none).
+-- Case key: patient; case_date: the date of the n-th such session.
 with first_tf as (
     select
         c.patient_id,
@@ -13,27 +14,29 @@ with first_tf as (
     group by c.patient_id, c.index_date
 ),
 
-non_tf as (
+stabilisation as (
     select
         s.patient_id,
+        s.session_id,
         s.session_date,
-        min(s.site_id) as site_id,
-        array_agg(s.session_id order by s.session_id) as session_ids
+        s.site_id,
+        row_number() over (partition by s.patient_id, s.session_date order by s.session_id)
+            as nth_of_day
     from core.therapy_sessions as s
     inner join first_tf as f on f.patient_id = s.patient_id
     where s.is_current
-      and s.modality <> all(%(tf_modalities)s::text[])
-      and s.modality <> 'UNKNOWN'
+      and s.modality = any(%(stabilization_modalities)s::text[])
       and s.session_date >= f.index_date
       and s.session_date < coalesce(f.first_tf_date, %(as_of)s::date)
-    group by s.patient_id, s.session_date
+      and s.session_date <= %(as_of)s::date
 ),
 
 numbered as (
     select
-        n.*,
-        row_number() over (partition by n.patient_id order by n.session_date) as nth
-    from non_tf as n
+        s.*,
+        row_number() over (partition by s.patient_id order by s.session_date, s.session_id) as nth
+    from stabilisation as s
+    where s.nth_of_day <= %(tf_max_per_day)s::integer
 )
 
 select
@@ -47,7 +50,7 @@ select
     max(n.session_date) filter (where n.nth = %(stabilization_max_sessions)s::integer)
         as case_date,
     format(
-        '%%s non-trauma-focused sessions after the PTSD diagnosis of %%s, %%s (the %%s on %%s)',
+        '%%s stabilisation sessions after the PTSD diagnosis of %%s, %%s (the %%s on %%s)',
         max(n.nth), audit.iso(min(f.index_date)),
         case when min(f.first_tf_date) is null then 'no trauma-focused session yet'
              else 'before the first trauma-focused session on ' || audit.iso(min(f.first_tf_date))
@@ -55,10 +58,9 @@ select
         audit.ordinal(%(stabilization_max_sessions)s::integer),
         audit.iso(max(n.session_date) filter (where n.nth = %(stabilization_max_sessions)s::integer))
     ) as summary,
-    audit.evidence('therapy_sessions', array_agg(sid order by n.session_date, sid)
-        filter (where n.nth <= %(stabilization_max_sessions)s::integer)) as evidence
+    string_agg('therapy_sessions:' || n.session_id, ';' order by n.session_date, n.session_id)
+        filter (where n.nth <= %(stabilization_max_sessions)s::integer) as evidence
 from numbered as n
 inner join first_tf as f on f.patient_id = n.patient_id
-cross join lateral unnest(n.session_ids) as sid
 group by n.patient_id
 having max(n.nth) >= %(stabilization_max_sessions)s::integer

@@ -1,0 +1,193 @@
+"""One audit: the derived models, every rule, the care pathway and the cases.
+
+One audit is one transaction under the loader's advisory lock: the derived
+tables are rebuilt, every rule writes its cases to ``audit.run_cases``, the
+care pathway is rebuilt, and ``audit.cases`` (with the evidence rows of each
+case, ``audit.case_evidence``) is brought up to date. An incremental audit
+does all of this for the touched patients only. A killed audit leaves the
+previous state whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from audit.engine.build import build_model, refresh_policy_tables, refresh_rule_table, run_rule
+from audit.engine.cases import update_cases
+from audit.engine.catalogue import catalogue, engine_sha256, post_rule_models
+from audit.engine.plan import Plan, plan
+from audit.policy import Policy
+
+NOTHING_LOADED = dt.date(1900, 1, 1)
+
+
+@dataclass
+class AuditResult:
+    run_id: str
+    as_of: dt.date | None
+    history_start: dt.date | None = None
+    cases_by_rule: dict[str, int] = field(default_factory=dict)
+    open_cases: int = 0
+    excluded_cases: int = 0
+    info_cases: int = 0
+    resolved_cases: int = 0
+    resolved_by_policy: int = 0
+    resolved_by_data: int = 0
+    new_cases: int = 0
+    persisting_cases: int = 0
+    cohort_patients: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    plan: Plan | None = None
+
+
+def history_start(conn: psycopg.Connection, as_of: dt.date) -> dt.date:
+    """The history start of the whole load (rules.md, "History start"): the
+    earliest ``history_from`` the loaded batches' manifests give, else the
+    earliest date of the records loaded (not after as_of)."""
+    row = conn.execute(
+        "select coalesce("
+        " (select min(history_from) from audit.batches where status = 'loaded'),"
+        " least("
+        "  (select min(filled_on) from core.prescriptions where is_current and filled_on <= %(d)s),"
+        "  (select min(diagnosed_on) from core.diagnoses"
+        "   where is_current and diagnosed_on <= %(d)s),"
+        "  (select min(session_date) from core.therapy_sessions"
+        "   where is_current and session_date <= %(d)s),"
+        "  (select min(event_date) from core.clinical_events"
+        "   where is_current and event_date <= %(d)s),"
+        "  (select min(assessed_on) from core.assessments where is_current and assessed_on <= %(d)s),"
+        "  (select min(enrolled_on) from core.trial_enrollments"
+        "   where is_current and enrolled_on <= %(d)s)),"
+        " %(d)s::date)",
+        {"d": as_of},
+    ).fetchone()
+    return row[0]
+
+
+def evaluate(
+    conn: psycopg.Connection,
+    policy: Policy,
+    run_id: str,
+    progress: Callable[[str], None] | None = None,
+    full: bool = False,
+) -> AuditResult:
+    """Evaluate every rule for the data loaded so far; write this run's cases.
+
+    The caller has inserted the ``audit.runs`` row of ``run_id`` in the same
+    transaction (see :func:`audit.pipeline.run`). When :func:`plan` allows,
+    only the patients touched since the previous run are re-evaluated; the
+    others' derived rows and cases carry over unchanged, so the result
+    equals a full evaluation (tests/test_incremental.py checks it).
+    """
+    progress = progress or (lambda msg: None)
+    models, rules = catalogue()
+    as_of = conn.execute("select max(as_of) from audit.batches where status = 'loaded'").fetchone()[
+        0
+    ]
+    result = AuditResult(run_id, as_of)
+    # With nothing loaded yet, the audit still runs, as of a day before any
+    # data: every derived table exists (empty) and the reports can be written.
+    params = {**policy.params(), "as_of": as_of or NOTHING_LOADED, "run_id": run_id}
+    history = history_start(conn, params["as_of"])
+    params["history_start"] = history
+    result.history_start = history
+    previous = conn.execute(
+        "select policy_sha256, last_batch_no from audit.runs where run_id <> %s"
+        " and status in ('ok', 'rejected') order by started_at desc, run_id desc limit 1",
+        (run_id,),
+    ).fetchone()
+    policy_changed = previous is not None and previous[0] != policy.sha256
+
+    t0 = time.perf_counter()
+    the_plan = plan(conn, policy, as_of, run_id, full, history)
+    result.plan = the_plan
+    incremental = the_plan.mode == "incremental"
+    params["incremental"] = incremental
+    progress(f"audit: {the_plan.mode} ({the_plan.reason})")
+    conn.execute(
+        "update audit.runs set mode = %s, last_batch_no = %s, engine_sha256 = %s,"
+        " touched_patients = %s, history_start = %s where run_id = %s",
+        (the_plan.mode, the_plan.last_batch_no, engine_sha256(),
+         the_plan.touched if incremental else None, history, run_id),
+    )  # fmt: skip
+
+    refresh_policy_tables(conn, policy)
+    refresh_rule_table(conn, rules)
+    for model in models:
+        progress(f"derive {model.name}")
+        t = time.perf_counter()
+        build_model(conn, model, params, incremental)
+        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
+    result.timings["derive"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for rule in rules:
+        progress(f"rule {rule.id}")
+        t = time.perf_counter()
+        n = run_rule(conn, rule, params, incremental)
+        seconds = time.perf_counter() - t
+        result.timings[f"rule.{rule.id}"] = seconds
+        conn.execute(
+            "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
+            (run_id, rule.id, n, round(seconds, 3)),
+        )
+    # Fresh statistics serve the joins that follow (a run id the statistics
+    # have not seen is taken for one row). An incremental run's cases are the
+    # touched patients' (the others' carry over in audit.cases): the run ids'
+    # counts are all that changed much.
+    conn.execute("analyze audit.run_cases (run_id)" if incremental else "analyze audit.run_cases")
+    result.timings["rules"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress("care pathway")
+    for model in post_rule_models():
+        build_model(conn, model, params, incremental)
+    if incremental:
+        conn.execute(
+            "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"
+        )
+        conn.execute("insert into audit.pathway select * from pg_temp.care_pathway")
+    else:
+        conn.execute("truncate audit.pathway")
+        conn.execute("insert into audit.pathway select * from core.care_pathway")
+    result.timings["pathway"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    update_cases(
+        conn, run_id, policy, incremental, policy_changed,
+        previous[1] if previous else None,
+    )  # fmt: skip
+    counts = dict(
+        conn.execute(
+            "select rule_id, count(*) from audit.cases where status <> 'resolved' group by rule_id"
+        ).fetchall()
+    )
+    result.cases_by_rule = {r.id: counts.get(r.id, 0) for r in rules}
+    (
+        result.open_cases,
+        result.excluded_cases,
+        result.resolved_cases,
+        result.resolved_by_policy,
+        result.new_cases,
+        result.info_cases,
+    ) = conn.execute(
+        "select count(*) filter (where status = 'open'),"
+        " count(*) filter (where status = 'excluded'),"
+        " count(*) filter (where resolved_run = %(run_id)s),"
+        " count(*) filter (where resolved_run = %(run_id)s and resolved_reason like 'policy %%'),"
+        " count(*) filter (where first_seen_run = %(run_id)s),"
+        " count(*) filter (where status = 'open' and severity = 'info') from audit.cases",
+        {"run_id": run_id},
+    ).fetchone()
+    result.resolved_by_data = result.resolved_cases - result.resolved_by_policy
+    result.persisting_cases = result.open_cases + result.excluded_cases - result.new_cases
+    result.cohort_patients = conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
+    result.timings["cases"] = time.perf_counter() - t0
+    return result
+
+

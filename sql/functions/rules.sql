@@ -1,0 +1,59 @@
+-- The rule engine's helper functions. Re-created by every upgrade (after the
+-- migrations) and part of the engine hash: a change of wording here forces a
+-- full audit, as a change of a rule's SQL does.
+
+-- A stable case id: the same rule and case key give the same id on every run.
+create or replace function audit.case_id(variadic parts text[]) returns text
+language sql immutable parallel safe as $$
+  select 'C' || substr(md5(array_to_string(parts, '|', '')), 1, 16)
+$$;
+
+-- Dates as YYYY-MM-DD whatever the session's DateStyle.
+create or replace function audit.iso(d date) returns text
+language sql immutable parallel safe as $$
+  select to_char(d, 'YYYY-MM-DD')
+$$;
+
+-- Numbers without trailing zeros (50, 0.5, 37.5); '?' when unknown.
+create or replace function audit.num(n numeric) returns text
+language sql immutable parallel safe as $$
+  select coalesce(trim_scale(round(n, 3))::text, '?')
+$$;
+
+create or replace function audit.ordinal(n integer) returns text
+language sql immutable parallel safe as $$
+  select n || case
+    when n % 100 in (11, 12, 13) then 'th'
+    when n % 10 = 1 then 'st'
+    when n % 10 = 2 then 'nd'
+    when n % 10 = 3 then 'rd'
+    else 'th' end
+$$;
+
+-- Evidence: source row ids as table:id joined with ';'.
+create or replace function audit.evidence(source_table text, ids text[]) returns text
+language sql immutable parallel safe as $$
+  select string_agg(source_table || ':' || id, ';' order by ord)
+  from unnest(ids) with ordinality as u(id, ord)
+$$;
+
+-- An ICD-10-CM code as the policy's lists hold it: no dot, upper case.
+create or replace function audit.icd(code text) returns text
+language sql immutable parallel safe as $$
+  select upper(replace(code, '.', ''))
+$$;
+
+-- Whether a (normalised) code starts with one of the prefixes.
+create or replace function audit.has_prefix(code text, prefixes text[]) returns boolean
+language sql immutable parallel safe as $$
+  select exists (select 1 from unnest(prefixes) as p where starts_with(code, p))
+$$;
+
+-- A TF course's minimum sessions: the modality's own, else the default.
+create or replace function audit.tf_minimum(
+    modality text, modalities text[], counts integer[], default_min integer
+) returns integer
+language sql immutable parallel safe as $$
+  select coalesce(
+    (select m.n from unnest(modalities, counts) as m(k, n) where m.k = modality), default_min)
+$$;

@@ -1,0 +1,70 @@
+-- PRZ-NIGHTMARE-GAP: the first nightmare finding on or after the index date (a
+-- NIGHTMARES event or an F51.5 diagnosis, dated N) with no prazosin fill day
+-- dated on or before N + nightmare_prazosin_window_days (at any earlier time:
+-- a past trial counts), no IRT session dated [N - nightmare_irt_lookback_days,
+-- N + window], and as_of at least window days after N. Excluded: hospice on or
+-- before the case date. Case key: patient; case_date: N + window.
+with findings as (
+    select e.patient_id, e.event_date as found_on, 'clinical_events:' || e.event_id as source
+    from core.clinical_events as e
+    where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
+    union all
+    select d.patient_id, d.diagnosed_on, 'diagnoses:' || d.diagnosis_id
+    from core.diagnoses as d
+    where d.is_current
+      and d.code_system = 'ICD10CM'
+      and audit.icd(d.code) = any(%(nightmare_icd10cm)s::text[])
+      and d.diagnosed_on <= %(as_of)s::date
+),
+
+first_finding as (
+    select distinct on (f.patient_id)
+        f.patient_id,
+        f.found_on,
+        f.source,
+        c.home_site_id
+    from findings as f
+    inner join core.ptsd_cohort as c on c.patient_id = f.patient_id
+    where f.found_on >= c.index_date
+    order by f.patient_id, f.found_on, f.source
+)
+
+select
+    audit.case_id('PRZ-NIGHTMARE-GAP', n.patient_id) as case_id,
+    'PRZ-NIGHTMARE-GAP' as rule_id,
+    'low' as severity,
+    case when h.hospice_on <= n.found_on + %(nightmare_prazosin_window_days)s::integer
+         then 'excluded' else 'open' end as status,
+    n.patient_id,
+    n.home_site_id as site_id,
+    null::text as prescriber_id,
+    n.found_on + %(nightmare_prazosin_window_days)s::integer as case_date,
+    format(
+        'Nightmares documented %%s; no prazosin fill by %%s and no imagery rehearsal therapy from %%s to %%s',
+        audit.iso(n.found_on),
+        audit.iso(n.found_on + %(nightmare_prazosin_window_days)s::integer),
+        audit.iso(n.found_on - %(nightmare_irt_lookback_days)s::integer),
+        audit.iso(n.found_on + %(nightmare_prazosin_window_days)s::integer)
+    )
+    || case when h.hospice_on <= n.found_on + %(nightmare_prazosin_window_days)s::integer
+            then ' (excluded: hospice or palliative care)' else '' end as summary,
+    n.source as evidence
+from first_finding as n
+left join core.hospice as h on h.patient_id = n.patient_id
+where n.found_on + %(nightmare_prazosin_window_days)s::integer <= %(as_of)s::date
+  and not exists (
+      select 1
+      from core.fill_coverage as p
+      where p.patient_id = n.patient_id
+        and p.ingredient = 'prazosin'
+        and p.filled_on <= n.found_on + %(nightmare_prazosin_window_days)s::integer
+  )
+  and not exists (
+      select 1
+      from core.therapy_sessions as s
+      where s.is_current
+        and s.patient_id = n.patient_id
+        and s.modality = 'IRT'
+        and s.session_date between n.found_on - %(nightmare_irt_lookback_days)s::integer
+                               and n.found_on + %(nightmare_prazosin_window_days)s::integer
+  )
