@@ -52,7 +52,8 @@ def write_manifest(
     source: str = "rxaudit",
     created_at: str | None = None,
     rows: Mapping[str, int] | None = None,
-    schema_version: str = "1",
+    schema_version: str = "1.1",
+    history_from: dt.date | str | None = None,
 ) -> dict:
     """Write ``manifest.json`` listing every CSV of the folder (written last)."""
     files = {}
@@ -64,6 +65,7 @@ def write_manifest(
         "schema_version": schema_version,
         "source": source,
         "as_of": str(as_of),
+        **({"history_from": str(history_from)} if history_from else {}),
         "created_at": created_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": files,
     }
@@ -78,9 +80,15 @@ def write_batch(
     tables: Mapping[str, Iterable[Mapping[str, object]]],
     **manifest_fields,
 ) -> dict:
-    """Write a batch folder: the given tables (required ones empty if absent)."""
+    """Write a batch folder: the given tables (required ones empty if absent),
+    with the columns of its schema version (``schema_version``, default 1.1)."""
     batch_dir.mkdir(parents=True, exist_ok=True)
+    version = str(manifest_fields.get("schema_version", "1.1"))
     for spec in contract.FILES:
         if spec.table in tables or spec.required:
-            write_csv(batch_dir / spec.file_name, spec.column_names, tables.get(spec.table, []))
+            write_csv(
+                batch_dir / spec.file_name,
+                spec.column_names_for(version),
+                tables.get(spec.table, []),
+            )
     return write_manifest(batch_dir, batch_id, as_of, **manifest_fields)

@@ -56,6 +56,7 @@ class Patient:
         prescriber: str = "dr-1",
         site: str | None = None,
         rx_id: str | None = None,
+        source_type: str | None = None,
     ) -> str:
         """A fill; by default coded by RxNorm when the ingredient has a RXCUI."""
         rx_id = rx_id or f"rx-{next(_ids)}"
@@ -78,6 +79,7 @@ class Patient:
                 "daily_dose_mg": dose,
                 "filled_on": on,
                 "setting": setting,
+                "source_type": source_type,
             }
         )
         return rx_id
@@ -85,8 +87,10 @@ class Patient:
     def fills(self, ingredient: str, start: str, n: int, every: int = 30, **kw) -> list[str]:
         return [self.fill(ingredient, d(start, i * every), **kw) for i in range(n)]
 
-    def session(self, on: str, modality: str = "PE", site: str | None = None) -> str:
-        sid = f"s-{next(_ids)}"
+    def session(
+        self, on: str, modality: str = "PE", site: str | None = None, session_id: str | None = None
+    ) -> str:
+        sid = session_id or f"s-{next(_ids)}"
         self.world.tables["therapy_sessions"].append(
             {
                 "session_id": sid,
@@ -104,8 +108,10 @@ class Patient:
     def sessions(self, start: str, n: int, every: int = 7, modality: str = "PE") -> list[str]:
         return [self.session(d(start, i * every), modality) for i in range(n)]
 
-    def diagnosis(self, code: str, on: str, system: str = "ICD10CM") -> str:
-        did = f"dx-{next(_ids)}"
+    def diagnosis(
+        self, code: str, on: str, system: str = "ICD10CM", diagnosis_id: str | None = None
+    ) -> str:
+        did = diagnosis_id or f"dx-{next(_ids)}"
         self.world.tables["diagnoses"].append(
             {
                 "diagnosis_id": did,
@@ -117,8 +123,8 @@ class Patient:
         )
         return did
 
-    def event(self, on: str, event_type: str) -> str:
-        eid = f"ev-{next(_ids)}"
+    def event(self, on: str, event_type: str, event_id: str | None = None) -> str:
+        eid = event_id or f"ev-{next(_ids)}"
         self.world.tables.setdefault("clinical_events", []).append(
             {
                 "event_id": eid,
@@ -129,8 +135,8 @@ class Patient:
         )
         return eid
 
-    def pcl5(self, on: str, score: int) -> str:
-        aid = f"as-{next(_ids)}"
+    def pcl5(self, on: str, score: int, assessment_id: str | None = None) -> str:
+        aid = assessment_id or f"as-{next(_ids)}"
         self.world.tables.setdefault("assessments", []).append(
             {
                 "assessment_id": aid,
@@ -168,13 +174,14 @@ class World:
         }  # fmt: skip
     )
     batches: int = 0
+    history_from: str | None = None
 
     def patient(
         self, patient_id: str, ptsd_on: str | None = None, site: str = "north",
-        code: str = "F43.10", system: str = "ICD10CM",
+        code: str = "F43.10", system: str = "ICD10CM", birth_year: int | None = 1980,
     ) -> Patient:  # fmt: skip
         self.tables["patients"].append(
-            {"patient_id": patient_id, "birth_year": 1980, "sex": "F", "site_id": site}
+            {"patient_id": patient_id, "birth_year": birth_year, "sex": "F", "site_id": site}
         )
         p = Patient(self, patient_id, site)
         if ptsd_on:
@@ -189,7 +196,10 @@ class World:
     def load(self, conn, root: Path, as_of: str | None = None) -> None:
         self.batches += 1
         batch_id = f"fixture-{self.batches:03d}"
-        write_batch(root / batch_id, batch_id, as_of or self.as_of, self.tables)
+        write_batch(
+            root / batch_id, batch_id, as_of or self.as_of, self.tables,
+            history_from=self.history_from,
+        )  # fmt: skip
         ingest(conn, root / batch_id, LoadSettings(validate_with_gx=False))
         self.tables = {k: [] for k in ("patients", "diagnoses", "prescriptions",
                                        "therapy_sessions")}  # fmt: skip

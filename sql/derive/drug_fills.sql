@@ -27,8 +27,10 @@ with rows as (
         rx.days_supply,
         rx.daily_dose_mg as sig_dose_mg,
         coalesce(rx.daily_dose_mg, rx.strength_mg * rx.quantity / rx.days_supply) as dose_mg,
-        greatest(1, least(365, floor(rx.strength_mg * rx.quantity / rx.daily_dose_mg)))::integer
-            as implied_supply,
+        case when rx.strength_mg is not null and rx.quantity is not null
+                  and rx.daily_dose_mg is not null
+             then greatest(1, least(365, floor(rx.strength_mg * rx.quantity / rx.daily_dose_mg)))
+        end::integer as implied_supply,
         rx.setting,
         coalesce(rx.source_type, 'dispensed') as source_type,
         rx.site_id,
