@@ -63,16 +63,19 @@ class _Writer:
         self.files = {}
         self.writers = {}
         self.rows = {}
+        self.widths = {}
         for spec in contract.FILES:
             fh = (out / spec.file_name).open("w", newline="", encoding="utf-8")
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(spec.column_names)
+            self.widths[spec.table] = len(spec.column_names)
             self.files[spec.table] = fh
             self.writers[spec.table] = w
             self.rows[spec.table] = 0
 
     def add(self, table: str, row: list) -> None:
-        self.writers[table].writerow(row)
+        """A row; trailing optional (1.1) columns it leaves out are empty."""
+        self.writers[table].writerow([*row, *[""] * (self.widths[table] - len(row))])
         self.rows[table] += 1
 
     def close(self) -> dict[str, int]:

@@ -23,11 +23,11 @@ FLAGGED_COLUMNS = (
 
 PATHWAY_COLUMNS = (
     "patient_id", "home_site_id", "index_date", "tf_sessions", "best_course_sessions",
-    "tf_course_reached_min", "ongoing_course_sessions", "first_line_ingredient",
-    "first_line_start", "first_line_acute_covered_days", "first_line_adequate",
-    "first_line_ongoing", "nightmares_on", "prazosin_tried", "venlafaxine_after_ssri",
-    "benzodiazepine_active", "treatment_resistant_on", "first_mdma_on", "mdma_off_trial",
-    "last_remission", "next_step",
+    "best_course_minimum", "tf_course_adequate", "tf_course_ongoing", "first_line_ingredient",
+    "first_line_start", "first_line_adequate", "first_line_ongoing", "first_line_dose_mg",
+    "current_antidepressant", "current_dose_mg", "nightmares_on", "prazosin_tried", "irt_tried",
+    "benzodiazepine_active", "last_response_on", "treatment_resistant_on", "referral_on",
+    "first_mdma_on", "mdma_off_trial", "hospice_on", "next_step",
 )  # fmt: skip
 
 MEASURE_COLUMNS = (

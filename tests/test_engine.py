@@ -35,7 +35,7 @@ def test_same_facts_give_the_same_case_ids(conn, tmp_path):
 
 @pytest.mark.db
 def test_a_correction_resolves_a_case(conn, tmp_path):
-    w = World()
+    w = World(history_from="2015-01-01")
     p = w.patient("p", ptsd_on=INDEX)
     rx = p.fill("sertraline", "2025-02-01", 30, 50)
     [case] = of(w.run(conn, tmp_path), "SSRI-SHORT-TRIAL")["p"]
@@ -46,13 +46,45 @@ def test_a_correction_resolves_a_case(conn, tmp_path):
         "select status from audit.cases where case_id = %s", (case["case_id"],)
     ).fetchone()[0]
     assert status == "resolved"
+    reason = conn.execute(
+        "select resolved_reason from audit.cases where case_id = %s", (case["case_id"],)
+    ).fetchone()[0]
+    assert reason == "data corrected"
+
+
+@pytest.mark.db
+def test_a_policy_change_resolves_cases_with_the_policy_reason(conn, tmp_path):
+    """2026.1 then 2027.1 on the same data: the cases 2027.1 no longer finds
+    are resolved with the reason "policy 2027.1", none vanish, reviews stay."""
+    w = World(history_from="2015-01-01")
+    massed = w.patient("massed", ptsd_on=INDEX)  # 12 CPT sessions on 6 days
+    massed.sessions("2025-02-01", 6, every=1, modality="CPT")
+    massed.sessions("2025-02-01", 6, every=1, modality="CPT")
+    w.patient("mri", ptsd_on=INDEX).fill("lorazepam", "2025-05-01", 2, 1)  # incidental
+    w.load(conn, tmp_path)
+    old = evaluate(conn, "2026.1")
+    gone = {c["case_id"] for c in old if c["rule_id"] in ("PSY-INCOMPLETE", "BZD-PTSD")}
+    assert len(gone) == 2
+    with conn.transaction():
+        conn.execute(
+            "insert into audit.reviews (case_id, status, note, reviewer)"
+            " values (%s, 'confirmed', 'seen', 'qi-lead')",
+            (sorted(gone)[0],),
+        )
+    new = evaluate(conn)
+    assert not gone & {c["case_id"] for c in new}
+    rows = conn.execute(
+        "select status, resolved_reason from audit.cases where case_id = any(%s)", (list(gone),)
+    ).fetchall()
+    assert rows == [("resolved", "policy 2027.1")] * 2
+    assert conn.execute("select count(*) from audit.reviews").fetchone()[0] == 1
 
 
 @pytest.mark.db
 def test_site_policy_changes_a_threshold(conn, tmp_path):
     site = tmp_path / "site.toml"
-    site.write_text('version = "north-2026.1"\n[episodes]\nacute_days = 60\n')
-    w = World()
+    site.write_text('version = "north-2027.1"\n[episodes]\nacute_days = 60\n')
+    w = World(history_from="2015-01-01")
     w.patient("p", ptsd_on=INDEX).fill("sertraline", "2025-02-01", 61, 50)
     w.load(conn, tmp_path)
     assert of(evaluate(conn), "SSRI-SHORT-TRIAL")
@@ -85,7 +117,9 @@ def test_bad_policy_files_are_refused(tmp_path, text, message):
 @pytest.mark.unit
 def test_policy_hash_follows_content():
     default = policy.load()
-    assert default.version == "2026.1"
+    assert default.version == "2027.1"
+    assert policy.load("2026.1").version == "2026.1"
+    assert policy.load("2026.1").sha256 != default.sha256
     assert len(default.sha256) == 64
     assert policy.load().sha256 == default.sha256
 
@@ -112,9 +146,9 @@ def test_care_pathway_next_steps(conn, tmp_path):
     steps = dict(conn.execute("select patient_id, next_step from core.care_pathway").fetchall())
     assert steps == {
         "nothing": "offer trauma-focused psychotherapy (PE, CPT or EMDR)",
-        "bzd": "taper the benzodiazepine",
-        "in-course": "complete the trauma-focused course (4 of 9 sessions so far)",
+        "bzd": "discuss a gradual, patient-centred benzodiazepine taper",
+        "in-course": "complete the trauma-focused course",
         "low-dose": "raise sertraline to an effective dose",
-        "nightmares": "consider prazosin for nightmares",
-        "optimised": "refer to a specialised PTSD programme",
+        "nightmares": "consider prazosin or imagery rehearsal therapy for nightmares",
+        "optimised": "consider switching to venlafaxine",
     }

@@ -71,7 +71,7 @@ def test_validation_results_are_stored_without_values(conn, tmp_path):
 
 def _corrupt_checksum(path):
     with (path / "prescriptions.csv").open("a") as fh:
-        fh.write("rx9,p1,dr1,north,RXNORM,36437,Sertraline,50,30,30,,2025-01-15,outpatient\n")
+        fh.write("rx9,p1,dr1,north,RXNORM,36437,Sertraline,50,30,30,,2025-01-15,outpatient,\n")
 
 
 def _wrong_rows(path):

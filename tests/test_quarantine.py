@@ -39,7 +39,7 @@ REASONS = {
     "unknown code system": ("diagnoses", "code_system", "ICD9", "not one of: ICD10CM SNOMED"),
     "unknown modality": ("therapy_sessions", "modality", "CBT",
                          "not one of: PE CPT EMDR NET WET SUPPORTIVE STABILIZATION SKILLS "
-                         "OTHER UNKNOWN"),
+                         "IRT OTHER UNKNOWN"),
     "minutes 0": ("therapy_sessions", "minutes", "0", "out of range: expected 1 to 1440"),
     "unknown sex": ("patients", "sex", "female", "not one of: F M X U"),
     "birth year text": ("patients", "birth_year", "nineteen", "not a whole number"),
@@ -80,7 +80,8 @@ OPTIONAL_FILE_REASONS = {
     "score 81": ("assessments", "score", "81", "out of range: expected 0 to 80"),
     "unknown instrument": ("assessments", "instrument", "PHQ9", "not one of: PCL5 CAPS5"),
     "unknown event": ("clinical_events", "event_type", "RELAPSE",
-                      "not one of: TREATMENT_RESISTANT REMISSION NIGHTMARES REFERRAL_INTENSIVE"),
+                      "not one of: TREATMENT_RESISTANT REMISSION NIGHTMARES REFERRAL_INTENSIVE "
+                      "HOSPICE"),
 }  # fmt: skip
 
 

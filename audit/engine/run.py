@@ -98,7 +98,7 @@ def evaluate(
     result.history_start = history
     previous = conn.execute(
         "select policy_sha256, last_batch_no from audit.runs where run_id <> %s"
-        " and status in ('ok', 'rejected') order by started_at desc, run_id desc limit 1",
+        " order by started_at desc, run_id desc limit 1",
         (run_id,),
     ).fetchone()
     policy_changed = previous is not None and previous[0] != policy.sha256
