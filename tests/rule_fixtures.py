@@ -56,7 +56,8 @@ _Loader.yaml_implicit_resolvers = {
 }
 for _first in "tTfF":
     _Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
         [_first],
     )
 
@@ -135,7 +136,7 @@ def build_world(doc: dict) -> World:
 def policy_file(doc: dict, tmp_path: Path) -> Path | None:
     if not doc.get("policy") and not doc.get("base"):
         return None
-    lines = [f'version = "fixture"'] + ([f'base = "{doc["base"]}"'] if doc.get("base") else [])
+    lines = ['version = "fixture"'] + ([f'base = "{doc["base"]}"'] if doc.get("base") else [])
     for section, values in (doc.get("policy") or {}).items():
         lines.append(f"[{section}]")
         for key, value in values.items():

@@ -149,5 +149,3 @@ def sql_for(path: Path, incremental: bool) -> sql.SQL:
             lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in names else m.group(0), text
         )
     return sql.SQL(text)
-
-

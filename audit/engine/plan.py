@@ -69,8 +69,16 @@ def plan(
     ).fetchone()
     if prev is None:
         return full_plan("first audit")
-    (_, prev_status, prev_as_of, prev_policy, prev_engine, prev_batch, prev_cohort,
-     prev_history) = prev
+    (
+        _,
+        prev_status,
+        prev_as_of,
+        prev_policy,
+        prev_engine,
+        prev_batch,
+        prev_cohort,
+        prev_history,
+    ) = prev
     if prev_status not in ("ok", "rejected"):
         return full_plan("the previous audit did not finish")
     if prev_batch is None:
@@ -104,5 +112,3 @@ def plan(
         return full_plan("too many patients touched")
     conn.execute("analyze rx_touched")
     return Plan("incremental", f"{touched} patient(s) touched", last_batch_no, touched)
-
-

@@ -189,5 +189,3 @@ def evaluate(
     result.cohort_patients = conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
     result.timings["cases"] = time.perf_counter() - t0
     return result
-
-
