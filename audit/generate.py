@@ -40,6 +40,8 @@ DRUGS = {
     "clonazepam": ("2598", "Clonazepam", ["Klonopin"], [0.5, 1, 2], [0.5, 1, 2]),
     "lorazepam": ("6470", "Lorazepam", ["Ativan"], [0.5, 1, 2], [1, 2]),
     "diazepam": ("3322", "Diazepam", ["Valium"], [2, 5, 10], [5, 10]),
+    "midazolam": ("6960", "Midazolam", ["Versed"], [1, 2, 5], [2, 5]),
+    "clobazam": ("21241", "Clobazam", ["Onfi"], [10, 20], [10, 20]),
 }
 MIN_MG = {"sertraline": 50, "paroxetine": 20, "fluoxetine": 20, "citalopram": 20,
           "escitalopram": 10, "venlafaxine": 75}  # fmt: skip
@@ -115,7 +117,11 @@ class _Patient:
         setting: str = "outpatient",
         site: str | None = None,
         prescriber: str | None = None,
+        source_type: str = "",
+        exact: tuple | None = None,
     ) -> None:
+        """A prescription row. ``exact`` = (drug name, strength, quantity, sig
+        dose) as written, for the planted situations that need them."""
         if on > self.g.as_of:
             return
         rng = self.rng
@@ -148,10 +154,17 @@ class _Patient:
                 qty = round(mg_day / unit * days, 3)
             else:
                 dose = mg_day
+        if exact is not None:
+            system, code = "NONE", ""
+            drug_name, strength, qty, dose = ("" if v is None else v for v in exact)
+        if not source_type and setting == "outpatient" and rng.random() < 0.02:
+            source_type = "ordered"  # an order with no dispensing known
+        elif not source_type and setting == "inpatient":
+            source_type = "administered"
         self.g.w.add(
             "prescriptions",
             [self._id("rx"), self.pid, prescriber, site, system, code, drug_name, strength, qty,
-             days, dose, self.day(on), setting],
+             days, dose, self.day(on), setting, source_type],
         )  # fmt: skip
 
     def fills(self, ingredient, start: dt.date, n: int, mg_day, days: int = 30, jitter: int = 4):
@@ -253,7 +266,8 @@ class Generator:
         index = self.date_between(self.start, self.as_of - dt.timedelta(days=60))
         style = rng.random()
         if style < 0.1:
-            p.dx("47505003", index, "SNOMED")
+            p.dx(rng.choice(("47505003", "47505003", "313182004", "318784009", "443919007",
+                             "699241002")), index, "SNOMED")  # fmt: skip
         else:
             p.dx(rng.choice(("F43.10", "F43.12", "F4310", "F43.11", "F43.1")), index)
         if rng.random() < 0.3:
@@ -262,13 +276,29 @@ class Generator:
         # Psychotherapy: a TF course, sometimes after prolonged non-TF therapy.
         tf_start = None
         if rng.random() < 0.1:
-            after = p.sessions(index + dt.timedelta(days=7), rng.randint(6, 10), "SUPPORTIVE")
+            after = p.sessions(
+                index + dt.timedelta(days=7),
+                rng.randint(6, 10),
+                rng.choice(("SUPPORTIVE", "STABILIZATION", "SKILLS")),
+            )
             tf_start = after if rng.random() < 0.5 else None
         elif rng.random() < 0.55:
             tf_start = index + dt.timedelta(days=rng.randint(7, 120))
         if tf_start is not None:
-            n = rng.randint(9, 15) if rng.random() < 0.55 else rng.randint(2, 8)
-            end = p.sessions(tf_start, n, rng.choice(("PE", "CPT", "CPT", "EMDR", "NET")))
+            kind = rng.random()
+            if kind < 0.08:  # massed CPT: two sessions a day for six days
+                for day in range(6):
+                    p.session(tf_start + dt.timedelta(days=day), "CPT")
+                    p.session(tf_start + dt.timedelta(days=day), "CPT")
+                end = tf_start + dt.timedelta(days=6)
+            elif kind < 0.16:  # Written Exposure Therapy: a five-session protocol
+                end = p.sessions(tf_start, rng.choice((4, 5, 5, 5, 6)), "WET")
+            else:
+                n = rng.randint(9, 15) if rng.random() < 0.55 else rng.randint(2, 8)
+                end = p.sessions(tf_start, n, rng.choice(("PE", "CPT", "CPT", "EMDR", "NET")))
+                if n < 9 and rng.random() < 0.25:  # ended in response
+                    p.pcl5(tf_start - dt.timedelta(days=7), rng.randint(45, 70))
+                    p.pcl5(end + dt.timedelta(days=7), rng.randint(12, 30))
             if rng.random() < 0.6:  # maintenance therapy after the course
                 p.sessions(end + dt.timedelta(days=21), rng.randint(6, 20),
                            rng.choice(("SUPPORTIVE", "SKILLS")), 14)  # fmt: skip
@@ -293,6 +323,29 @@ class Generator:
                 p.dx(rng.choice(("G40.909", "F10.230")), index - dt.timedelta(days=30))
         elif r < 0.13:  # inpatient one-day doses: never flagged
             p.fill("lorazepam", index + dt.timedelta(days=5), 1, 1, setting="inpatient")
+        elif r < 0.16:  # procedural midazolam, or two tablets before an MRI: incidental
+            on = index + dt.timedelta(days=rng.randint(10, 500))
+            if rng.random() < 0.5:
+                p.fill("midazolam", on, 1, 2, setting="procedure")
+            else:
+                p.fill("lorazepam", on, 2, None, exact=("Lorazepam 1 MG Oral Tablet", 1, 2, None))
+        elif r < 0.18:  # as-needed tablets each quarter: one long episode
+            on = index + dt.timedelta(days=rng.randint(10, 200))
+            for _ in range(rng.randint(3, 8)):
+                p.fill("alprazolam", on, 10, None, exact=("Alprazolam 0.5 MG Oral Tablet", 0.5,
+                                                           10, None))  # fmt: skip
+                on += dt.timedelta(days=rng.randint(70, 95))
+        elif r < 0.185:  # clobazam for epilepsy coded years before
+            p.dx("G40.909", index - dt.timedelta(days=rng.randint(400, 2000)))
+            p.fills("clobazam", index + dt.timedelta(days=rng.randint(0, 60)), rng.randint(4, 12),
+                    rng.choice((10, 20)))  # fmt: skip
+        elif r < 0.19:  # alcohol withdrawal treated with chlordiazepoxide
+            on = index + dt.timedelta(days=rng.randint(30, 400))
+            p.dx(rng.choice(("F10.139", "F10.239", "F13.239")), on)
+            p.fill(None, on, 7, None, name="Chlordiazepoxide 25 MG Oral Capsule")
+        elif r < 0.192:  # REM sleep behaviour disorder on clonazepam
+            p.dx("G47.52", index - dt.timedelta(days=rng.randint(30, 900)))
+            p.fills("clonazepam", index + dt.timedelta(days=10), rng.randint(3, 10), 0.5)
 
         # Nightmares and prazosin.
         if rng.random() < 0.2:
@@ -301,11 +354,15 @@ class Generator:
                 p.event(found, "NIGHTMARES")
             else:
                 p.dx("F51.5", found)
-            if rng.random() < 0.55:
+            if rng.random() < 0.15:  # imagery rehearsal therapy instead of a drug
+                p.sessions(found + dt.timedelta(days=rng.randint(7, 60)), rng.randint(3, 6), "IRT")
+            elif rng.random() < 0.55:
                 start = found + dt.timedelta(days=rng.randint(0, 60))
                 first = 2 if rng.random() < 0.12 else 1
                 p.fill("prazosin", start, 30, first)
-                top = 15 if rng.random() < 0.06 else rng.choice((3, 5, 6, 10))
+                top = rng.choice((15, 25)) if rng.random() < 0.06 else rng.choice((3, 5, 6, 10))
+                if rng.random() < 0.1:
+                    p.dx("I10", found - dt.timedelta(days=rng.randint(100, 900)))
                 p.fills("prazosin", start + dt.timedelta(days=30), rng.randint(1, 6), top)
 
         # Treatment-resistant label, referrals and MDMA.
@@ -321,6 +378,24 @@ class Generator:
                 self.w.add("trial_enrollments", [p._id("en"), p.pid, trial,
                                                  (on - dt.timedelta(days=20)).isoformat(), ""])  # fmt: skip
             p.fill(None, on, 1, 120, name="MDMA 120 mg (midomafetamine)", setting="research")
+        if rng.random() < 0.01:  # a patient-reported ecstasy history: reported use
+            p.fill(None, index + dt.timedelta(days=rng.randint(0, 300)), 1, None,
+                   name="MDMA (ecstasy), patient reported", source_type="reported")  # fmt: skip
+        if rng.random() < 0.006:  # low-dose paroxetine for hot flushes: not an antidepressant
+            name = rng.choice(("Brisdelle 7.5 MG Oral Capsule", "Paroxetine 7.5 MG Oral Capsule"))
+            p.fill(
+                None,
+                index + dt.timedelta(days=rng.randint(0, 200)),
+                30,
+                None,
+                exact=(name, 7.5, 30, 7.5),
+            )
+        if rng.random() < 0.01:  # hospice or palliative care
+            on = index + dt.timedelta(days=rng.randint(60, 900))
+            if rng.random() < 0.6:
+                p.event(on, "HOSPICE")
+            else:
+                p.dx("Z51.5", on)
 
     def antidepressant(self, p: _Patient, index: dt.date) -> None:
         rng = self.rng
@@ -334,11 +409,47 @@ class Generator:
             end = p.fills(prior, start, rng.randint(2, 5), rng.choice(DRUGS[prior][4]))
             start = end + dt.timedelta(days=rng.randint(10, 60))
         outcome = rng.choices(
-            ("adequate", "short", "low", "high", "early-stop", "unknown-dose"),
-            (0.52, 0.24, 0.1, 0.03, 0.06, 0.05),
-        )[0]
+            ("adequate", "short", "low", "high", "early-stop", "unknown-dose", "switch",
+             "two-strengths", "split-tablet", "titrated-late"),
+            (0.44, 0.2, 0.08, 0.03, 0.06, 0.05, 0.05, 0.03, 0.02, 0.04),
+        )[0]  # fmt: skip
         usual = rng.choice([m for m in DRUGS[ing][4] if m >= MIN_MG[ing]])
-        if outcome == "short":
+        if ing == "paroxetine" and rng.random() < 0.2:  # paroxetine CR: its own range
+            mg = rng.choice((25, 37.5, 62.5))
+            on = start
+            for _ in range(rng.randint(2, 9)):
+                p.fill(None, on, 30, None, exact=(f"Paroxetine CR {mg:g} MG Extended Release Tablet",
+                                                  mg, 30, mg))  # fmt: skip
+                on += dt.timedelta(days=30)
+            return
+        if ing == "citalopram" and outcome == "high":  # 40 mg from age 60 is above 20
+            outcome = "adequate"
+            usual = 40
+        if outcome == "switch":  # side effects: switch to another SSRI within the gap
+            end = p.fills(ing, start, rng.randint(1, 2), usual)
+            other = rng.choice(
+                [i for i in ("sertraline", "paroxetine", "escitalopram") if i != ing]
+            )
+            p.fills(other, end + dt.timedelta(days=rng.randint(0, 20)), rng.randint(3, 9),
+                    rng.choice([m for m in DRUGS[other][4] if m >= MIN_MG[other]]))  # fmt: skip
+        elif outcome == "two-strengths":  # two strengths filled the same day
+            on = start
+            extra = 150 if ing == "venlafaxine" and rng.random() < 0.4 else DRUGS[ing][3][0]
+            for _ in range(rng.randint(2, 6)):
+                p.fill(ing, on, 30, usual)
+                p.fill(ing, on, 30, extra)
+                on += dt.timedelta(days=30)
+        elif outcome == "split-tablet":  # days_supply written for whole tablets
+            unit = DRUGS[ing][3][-1]
+            on = start
+            for _ in range(rng.randint(3, 8)):
+                p.fill(ing, on, 30, None, exact=(f"{DRUGS[ing][1]} {unit:g} MG Oral Tablet", unit,
+                                                 30, unit / 2))  # fmt: skip
+                on += dt.timedelta(days=60)
+        elif outcome == "titrated-late":  # below the minimum for months, then effective
+            end = p.fills(ing, start, rng.randint(4, 6), MIN_MG[ing] / 2)
+            p.fills(ing, end, rng.randint(4, 12), usual)
+        elif outcome == "short":
             p.fills(ing, start, rng.randint(1, 2), usual)
         elif outcome == "low":
             p.fills(ing, start, rng.randint(4, 10), MIN_MG[ing] / 2)
@@ -357,6 +468,8 @@ class Generator:
             if rng.random() < 0.5:
                 p.event(remission, "REMISSION")
             else:
+                if rng.random() < 0.8:  # a baseline score: the drop is a response
+                    p.pcl5(start - dt.timedelta(days=rng.randint(0, 30)), rng.randint(40, 70))
                 p.pcl5(remission, rng.randint(15, 32))
 
 
@@ -380,4 +493,5 @@ def generate(
         source="rxaudit-generate",
         created_at=f"{as_of.isoformat()}T23:00:00Z",
         rows=rows,
+        history_from=gen.start - dt.timedelta(days=365),
     )

@@ -153,6 +153,20 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     unknown = conn.execute(
         "select count(*) from core.therapy_sessions where is_current and modality = 'UNKNOWN'"
     ).fetchone()[0]
+    # Fills whose days_supply disagrees with strength x quantity / daily dose by
+    # more than the policy's factor: the audit used the implied supply.
+    mismatches = (
+        conn.execute(
+            "select b.batch_id, count(*), min(rx.line_no),"
+            " (array_agg(rx.line_no order by rx.line_no))[1:20]"
+            " from core.drug_fills as f"
+            " inner join core.prescriptions as rx on rx.rx_id = f.rx_id and rx.is_current"
+            " inner join audit.batches as b on b.batch_no = rx.batch_no"
+            " where f.supply_mismatch group by b.batch_no, b.batch_id order by b.batch_no"
+        ).fetchall()
+        if conn.execute("select to_regclass('core.drug_fills') is not null").fetchone()[0]
+        else []
+    )
 
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -177,6 +191,23 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         f"<p>Therapy sessions of modality UNKNOWN (counted neither as trauma-focused nor "
         f"as non-trauma-focused): <b>{unknown:,}</b>.</p>"
     )
+    out.append("<h2>Days supply disagrees with the dose</h2>")
+    if mismatches:
+        out.append(
+            "<p>Fills of cohort patients whose <code>days_supply</code> differs from the supply"
+            " that strength &times; quantity / daily dose implies by more than the policy's"
+            " <code>supply_mismatch_factor</code> (the classic split-tablet entry error): the"
+            " audit used the implied supply.</p><table><tr><th>batch</th><th>fills</th>"
+            "<th>prescriptions.csv lines (first 20)</th></tr>"
+        )
+        for batch_id, n, _, lines in mismatches:
+            out.append(
+                f"<tr><td>{_e(batch_id)}</td><td class='n'>{n:,}</td>"
+                f"<td>{_e(', '.join(str(x) for x in lines))}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append("<p class='ok'>None.</p>")
     for b in batches:
         out.append(f"<h2>Batch {_e(b[1])}</h2>")
         if b[5]:

@@ -4,7 +4,9 @@
 
 const MAX_ROWS = 200;
 const DAY_MS = 86400000;
-const SEVERITIES = ["critical", "high", "medium", "low"];
+const SEVERITIES = ["critical", "high", "medium", "low", "info"];
+// Rules whose every case is info are listed and reviewable, never counted in rates.
+const counted = (d) => d.rules.filter((r) => r.severity !== "info");
 const KIND_NAMES = ["fill", "session", "event", "diagnosis", "assessment"];
 
 const state = { data: null, rule: "", quarter: "", filtered: [] };
@@ -63,7 +65,9 @@ function drawMeta(d) {
     `policy ${(m.policy && m.policy.version) || "—"}`];
   if (!m.shared) {
     parts.push(`${c.open || 0} open, ${c.excluded || 0} excluded cases; ` +
-      `${c.new || 0} new, ${c.persisting || 0} persisting, ${c.resolved || 0} resolved since the previous run`);
+      `${c.new || 0} new, ${c.persisting || 0} persisting, ${c.resolved || 0} resolved since the previous run` +
+      ` (${c.resolved_data_corrected || 0} data corrected, ${c.resolved_policy_change || 0} by the policy change)` +
+      `; ${c.info || 0} open info case(s), not counted in rates`);
   } else {
     parts.push("aggregates only, counts from 1 to 10 suppressed");
   }
@@ -71,13 +75,13 @@ function drawMeta(d) {
 }
 
 function drawHeadline(d, rows) {
-  const rules = d.rules.map((r) => r.id);
+  const rules = counted(d).map((r) => r.id);
   const all = rows.filter((r) => r.kind === "rule" && r.site === "ALL");
   const periods = [...new Set(all.map((r) => r.period))].sort();
   const latest = periods[periods.length - 1];
   const box = el("headline");
   box.textContent = "";
-  for (const rule of d.rules) {
+  for (const rule of counted(d)) {
     const r = all.find((x) => x.id === rule.id && x.period === latest);
     const card = document.createElement("div");
     card.className = "card" + (state.rule === rule.id ? " selected" : "");
@@ -106,7 +110,7 @@ function drawHeatmap(d, rows) {
   const q = state.quarter;
   const cells = rows.filter((r) => r.kind === "rule" && r.period === q && r.site !== "ALL");
   const sites = [...new Set(cells.map((r) => r.site))].sort();
-  const rules = d.rules.map((r) => r.id);
+  const rules = counted(d).map((r) => r.id);
   const z = [], hover = [], annotations = [];
   rules.forEach((rule, yi) => {
     const zr = [], hr = [];
