@@ -33,6 +33,8 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 #: SQL functions re-created by every upgrade (``create or replace``), after
 #: the migrations: they are code, not history.
 FUNCTIONS_DIR = SQL_DIR / "functions"
+#: The report views, re-created the same way after the functions.
+VIEWS_DIR = SQL_DIR / "views"
 EMBEDDED_DB = "rxaudit"
 
 #: Key of the transaction-level advisory lock every load takes, so two loads
@@ -190,7 +192,7 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
             applied_now.append(path.stem)
             log.info("applied migration %s", path.stem)
         with conn.transaction():
-            for path in sorted(FUNCTIONS_DIR.glob("*.sql")):
+            for path in [*sorted(FUNCTIONS_DIR.glob("*.sql")), *sorted(VIEWS_DIR.glob("*.sql"))]:
                 conn.execute(path.read_text())
         conn.commit()
     finally:

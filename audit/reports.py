@@ -73,12 +73,16 @@ def flagged_cases_query() -> sql.Composable:
 
     They are the rows of ``report.cases``, which gives each case's last-seen
     run (every case not resolved is a finding of the latest audit, the one
-    reported) and its latest review.
+    reported) and its latest review. A resolved case's summary begins with
+    why it was resolved ("Resolved (data corrected): ", "Resolved (policy
+    2027.1): ").
     """
     return sql.SQL(
         "select {cols} from (select c.case_id, c.rule_id, c.severity, c.status, c.patient_id,"
         " c.site_id, c.prescriber_id, to_char(c.case_date, 'YYYY-MM-DD') as case_date,"
-        " c.summary, c.evidence, c.guideline, c.policy_version, c.first_seen_run,"
+        " case when c.status = 'resolved'"
+        "   then 'Resolved (' || coalesce(c.resolved_reason, 'data corrected') || '): '"
+        "   else '' end || c.summary as summary, c.evidence, c.guideline, c.policy_version, c.first_seen_run,"
         " c.last_seen_run, coalesce(c.review_status, '') as review_status"
         " from report.cases as c) t"
         " order by t.rule_id, t.case_date, t.patient_id, t.case_id"

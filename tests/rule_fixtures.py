@@ -29,7 +29,8 @@ the expected cases. Shape::
          evidence: [a1, d1]}           # ids (of this file) the evidence must hold
     pathway: {p1: "discuss a gradual, patient-centred benzodiazepine taper"}
 
-The rules checked are the folder's rule, or the fixture's ``rules`` list.
+The rules checked are the folder's rule, or the fixture's ``rules`` list
+(``rules: []`` for the care pathway's fixtures in ``sql/pathway/tests/``).
 With ``repeat``, ids get a suffix ``-1``, ``-2``...; ``on`` may be a date or
 ``+N`` days after the patient's ``ptsd_on``.
 """
@@ -66,8 +67,12 @@ def load(path: Path) -> dict:
     return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a safe loader)
 
 
+PATHWAY_DIR = RULES_DIR.parent / "pathway"
+
+
 def all_fixtures() -> list[Path]:
-    return sorted(RULES_DIR.glob("*/tests/*.yaml"))
+    """Every rule's fixtures, then the care pathway's (sql/pathway/tests/)."""
+    return sorted(RULES_DIR.glob("*/tests/*.yaml")) + sorted(PATHWAY_DIR.glob("tests/*.yaml"))
 
 
 def _date(value, anchor: str | None) -> str:

@@ -54,23 +54,5 @@ create table audit.pathway (
 );
 alter table audit.pathway owner to rxaudit_loader;
 create view report.pathway as select * from audit.pathway;
-grant select on report.pathway to rxaudit_reader;
-grant select on report.pathway to rxaudit_loader;
-
-create or replace view report.cases as
-    select
-        c.case_id, c.rule_id, r.title as rule_title, c.severity, c.status, c.patient_id,
-        c.site_id, c.prescriber_id, c.case_date, c.summary, c.evidence, r.guideline,
-        c.policy_version, c.first_seen_run,
-        case when c.status = 'resolved' then c.last_evaluated_run
-             else coalesce((select l.run_id from report.latest_run as l), c.last_evaluated_run)
-        end as last_seen_run,
-        c.resolved_run,
-        rv.status as review_status, rv.reviewer as last_reviewer, rv.reviewed_at as last_reviewed_at,
-        c.resolved_reason
-    from audit.cases c
-    left join audit.rules r on r.rule_id = c.rule_id
-    left join lateral (
-        select v.status, v.reviewer, v.reviewed_at from audit.reviews v
-        where v.case_id = c.case_id order by v.review_id desc limit 1
-    ) rv on true;
+-- The report views (report.cases gains resolved_reason) are re-created from
+-- sql/views/ after every upgrade.
