@@ -5,7 +5,6 @@
 with courses as (
     select
         patient_id,
-        count(*) filter (where true) as n_courses,
         bool_or(is_adequate) as any_adequate,
         bool_or(is_ongoing) as any_ongoing,
         (array_agg(n_sessions order by n_sessions::numeric / minimum desc, course_start desc))[1]
@@ -80,10 +79,12 @@ nightmares as (
     from (
         select e.patient_id, e.event_date as found_on
         from core.clinical_events as e
+        inner join core.ptsd_cohort as c on c.patient_id = e.patient_id
         where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
         union all
         select d.patient_id, d.diagnosed_on
         from core.diagnoses as d
+        inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
         where d.is_current
           and d.code_system = 'ICD10CM'
           and audit.icd(d.code) = any(%(nightmare_icd10cm)s::text[])
@@ -95,6 +96,7 @@ nightmares as (
 irt as (
     select distinct s.patient_id
     from core.therapy_sessions as s
+    inner join core.ptsd_cohort as c on c.patient_id = s.patient_id
     where s.is_current and s.modality = 'IRT' and s.session_date <= %(as_of)s::date
 ),
 
@@ -105,6 +107,7 @@ events as (
         max(e.event_date) filter (where e.event_type = 'TREATMENT_RESISTANT') as last_trd_on,
         min(e.event_date) filter (where e.event_type = 'REFERRAL_INTENSIVE') as referral_on
     from core.clinical_events as e
+    inner join core.ptsd_cohort as c on c.patient_id = e.patient_id
     where e.is_current and e.event_date <= %(as_of)s::date
     group by e.patient_id
 ),
