@@ -194,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="reject a batch when more than this share of its rows is quarantined (0.01)",
     )
     p_run.add_argument(
-        "--policy", metavar="FILE", help="a site's policy file (TOML) over the defaults"
+        "--policy",
+        metavar="FILE",
+        help="a site's policy file (TOML) over the default policy 2027.1,"
+        " or a bundled policy by its version (2026.1, 2027.1)",
     )
     p_run.add_argument(
         "--from", dest="source", choices=("omop", "synthea"),

@@ -43,8 +43,9 @@ def make_batch(
     tables: dict | None = None,
     as_of: str = AS_OF,
     created_at: str = "2026-01-01T02:00:00Z",
+    **manifest_fields,
 ) -> Path:
     tables = copy.deepcopy(tables if tables is not None else base_tables())
     path = root / batch_id
-    write_batch(path, batch_id, as_of, tables, created_at=created_at)
+    write_batch(path, batch_id, as_of, tables, created_at=created_at, **manifest_fields)
     return path

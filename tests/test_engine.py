@@ -152,3 +152,40 @@ def test_care_pathway_next_steps(conn, tmp_path):
         "nightmares": "consider prazosin or imagery rehearsal therapy for nightmares",
         "optimised": "consider switching to venlafaxine",
     }
+
+
+@pytest.mark.unit
+def test_bundled_policies_and_a_site_file_over_2026_1(tmp_path):
+    assert policy.load().params()["bzd_episode_gap_days"] == 90
+    old = policy.load("2026.1")
+    assert old.params()["bzd_episode_gap_days"] == 30
+    assert old.params()["tf_max_per_day"] == 1
+    site = tmp_path / "site.toml"
+    site.write_text('version = "north-2026.1"\nbase = "2026.1"\n[episodes]\nacute_days = 60\n')
+    pinned = policy.load(site)
+    assert (pinned.version, pinned.params()["acute_days"]) == ("north-2026.1", 60)
+    assert pinned.params()["bzd_episode_gap_days"] == 30
+    assert policy.load().params()["tf_min_modalities"] == ["WET"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('version = "x"\nbase = "2025.9"\n', "no bundled policy '2025.9'"),
+        ('version = "x"\n[psychotherapy.tf_min_sessions_by_modality]\nCBT = 5\n',
+         "not a modality of the extract format"),
+        ('version = "x"\n[psychotherapy.tf_min_sessions_by_modality]\nWET = 0\n',
+         "must be between 1 and 100"),
+        ('version = "x"\n[fills]\nparoxetine_cr_min_mg = 70\n', "is above paroxetine_cr_max_mg"),
+        ('version = "x"\n[prazosin]\nprazosin_high_mg = 5\n', "is above prazosin_high_mg"),
+        ('version = "x"\n[fills]\nparoxetine_cr_words = ["C;R"]\n', "drug-name words"),
+        ('version = "x"\n[cohort]\nptsd_icd10cm = []\n', "non-empty list"),
+    ],
+)  # fmt: skip
+def test_2027_1_settings_are_checked(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as err:
+        policy.load(path)
+    assert message in str(err.value)

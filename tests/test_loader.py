@@ -269,3 +269,57 @@ def test_settings_threshold_is_configurable(conn, tmp_path):
         ingest(conn, path)
     result = ingest(conn, path, LoadSettings(max_quarantine_fraction=0.2))
     assert (result.status, result.rows_quarantined) == ("loaded", 1)
+
+
+# -- schema 1.1 ---------------------------------------------------------------
+
+
+def test_schema_1_1_source_type_history_from_irt_and_hospice_load(conn, tmp_path):
+    tables = base_tables(n_rx=3)
+    tables["prescriptions"][0]["source_type"] = "reported"
+    tables["prescriptions"][1]["source_type"] = "ordered"
+    tables["therapy_sessions"][0]["modality"] = "IRT"
+    tables["clinical_events"] = [
+        {"event_id": "e1", "patient_id": "p1", "event_date": "2025-02-01", "event_type": "HOSPICE"}
+    ]
+    path = make_batch(tmp_path, tables=tables, history_from="2019-01-01")
+    assert ingest(conn, path).status == "loaded"
+    rows = conn.execute(
+        "select rx_id, source_type from core.prescriptions order by rx_id"
+    ).fetchall()
+    assert rows == [("rx1", "reported"), ("rx2", "ordered"), ("rx3", None)]  # empty: dispensed
+    assert conn.execute("select history_from::text from audit.batches").fetchone()[0] == (
+        "2019-01-01"
+    )
+    assert count(conn, "core.clinical_events", "event_type = 'HOSPICE'") == 1
+    assert count(conn, "core.therapy_sessions", "modality = 'IRT'") == 1
+
+
+def test_version_1_batch_loads_unchanged_and_drops_a_1_1_column(conn, tmp_path):
+    # A version 1 batch has no source_type column: it loads as before.
+    path = make_batch(tmp_path, tables=base_tables(n_rx=2), schema_version="1")
+    header = (path / "prescriptions.csv").read_text().splitlines()[0]
+    assert "source_type" not in header
+    assert ingest(conn, path).status == "loaded"
+    # A version 1 batch that sends the 1.1 column: outside its contract, dropped and reported.
+    tables = base_tables(n_rx=2)
+    tables["prescriptions"][0]["source_type"] = "reported"
+    path = make_batch(tmp_path, "b-002", tables=tables, schema_version="1.1")
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["schema_version"] = "1"
+    (path / "manifest.json").write_text(json.dumps(doc))
+    result = ingest(conn, path)
+    assert result.dropped_columns == [{"file": "prescriptions.csv", "columns": ["source_type"]}]
+    assert count(conn, "core.prescriptions", "source_type is not null") == 0
+
+
+@pytest.mark.parametrize(
+    "history_from, reason",
+    [("2026-02-01", "'history_from' is after 'as_of'"), ("2019-13-01", "not a calendar date")],
+)
+def test_history_from_after_as_of_or_not_a_date_rejects(conn, tmp_path, history_from, reason):
+    path = make_batch(tmp_path, history_from=history_from)
+    with pytest.raises(BatchRejected) as err:
+        ingest(conn, path)
+    assert reason in str(err.value)
+    assert "manifest.json" in str(err.value)

@@ -146,7 +146,9 @@ def evaluate(
     t0 = time.perf_counter()
     progress("care pathway")
     for model in post_rule_models():
+        t = time.perf_counter()
         build_model(conn, model, params, incremental)
+        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
     if incremental:
         conn.execute(
             "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"

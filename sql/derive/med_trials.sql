@@ -30,14 +30,24 @@ days as (
 ),
 
 running as (
+    -- one sort serves the running sums and the first and last values
     select
         d.*,
         sum(d.acute_days_of_fill) over w as acute_through,
-        sum(d.effective_days_of_fill) over w as effective_through
+        sum(d.effective_days_of_fill) over w as effective_through,
+        first_value(d.min_mg) over w as first_min_mg,
+        first_value(d.site_id) over w as first_site,
+        first_value(d.prescriber_id) over w as first_prescriber,
+        last_value(d.daily_dose_mg) over whole as last_dose,
+        last_value(d.min_mg) over whole as last_min
     from days as d
     window w as (
         partition by d.patient_id, d.ingredient, d.trial_no
         order by d.filled_on rows unbounded preceding
+    ),
+    whole as (
+        partition by d.patient_id, d.ingredient, d.trial_no
+        order by d.filled_on rows between unbounded preceding and unbounded following
     )
 )
 
@@ -77,13 +87,13 @@ select
     coalesce(bool_or(r.filled_on <= r.acute_end and r.daily_dose_mg is not null), false)
         as window_known_dose,
     max(r.daily_dose_mg) filter (where r.filled_on <= r.acute_end) as window_max_dose_mg,
-    (array_agg(r.min_mg order by r.filled_on))[1] as min_mg,
-    (array_agg(r.daily_dose_mg order by r.filled_on desc))[1] as last_dose_mg,
-    (array_agg(r.min_mg order by r.filled_on desc))[1] as last_min_mg,
+    min(r.first_min_mg) as min_mg,
+    min(r.last_dose) as last_dose_mg,
+    min(r.last_min) as last_min_mg,
     string_agg('prescriptions:' || array_to_string(r.rx_ids, ';prescriptions:'), ';'
                order by r.filled_on) as evidence,
-    (array_agg(r.site_id order by r.filled_on))[1] as first_site_id,
-    (array_agg(r.prescriber_id order by r.filled_on))[1] as first_prescriber_id,
+    min(r.first_site) as first_site_id,
+    min(r.first_prescriber) as first_prescriber_id,
     min(r.filled_on) filter (where r.daily_dose_mg > r.max_mg) as first_above_max_on,
     (array_agg(r.daily_dose_mg order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
         as first_above_max_mg,
