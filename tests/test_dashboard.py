@@ -66,7 +66,9 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
 
     assert page.locator("#trend .main-svg").count() > 0  # Plotly drew the trend
     assert page.locator("#heatmap .heatmaplayer, #heatmap .hm").count() > 0
-    assert page.locator(".card").count() == 13
+    # one card per counted rule: VEN-SEQUENCE (info only) is listed, never a rate
+    assert page.locator(".card").count() == 12
+    assert "VEN-SEQUENCE" not in page.inner_text("#headline")
     before = page.inner_text("#case-count")
     page.select_option("#f-rule", "PSY-INCOMPLETE")
     after = page.inner_text("#case-count")
