@@ -14,8 +14,9 @@ LIST_COLUMNS = ("case_id", "rule_id", "severity", "status", "review_status", "pa
 
 
 def review(case_id: str, status: str, note: str, reviewer: str) -> tuple[int, str]:
-    """Append a review; it is attributed and never changed afterwards."""
-    with db.session() as conn, conn.transaction():
+    """Append a review; it is attributed and never changed afterwards. Never
+    creates a database or a schema: the case must exist."""
+    with db.read_session() as conn, conn.transaction():
         found = conn.execute(
             "select rule_id from audit.cases where case_id = %s", (case_id,)
         ).fetchone()
@@ -43,7 +44,7 @@ def list_cases(
         " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
     )
     params = {"rule": rule, "site": site, "status": status, "review": review, "limit": limit}
-    with db.session() as conn:
+    with db.read_session() as conn:
         total = conn.execute(
             sql.SQL("select count(*) from report.cases where {}").format(where), params
         ).fetchone()[0]

@@ -274,6 +274,9 @@ def merge_statements(
 ) -> list[sql.Composable]:
     """Supersede the current versions of the batch's keys, then insert the batch.
 
+    A record's identity is its key within the batch's source (the statements
+    bind ``%(source)s``): a correction replaces only a record of its own
+    source. The trial registry is one registry, keyed by NCT id alone.
     ``has_quarantine`` False (no row of this file was quarantined) drops the
     anti-join with audit.quarantine, the usual case and the costly part.
     """
@@ -283,11 +286,16 @@ def merge_statements(
     ok = not_quarantined(spec, batch_no) if has_quarantine else sql.SQL("true")
     supersede = sql.SQL(
         "update {table} c set is_current = false, superseded_by = {b} "
-        "from {part} r where c.is_current and c.{key} = r.{key} and {ok}"
-    ).format(table=table, b=sql.Literal(batch_no), key=key, part=part, ok=ok)
+        "from {part} r where c.is_current and c.{key} = r.{key} and {same} and {ok}"
+    ).format(
+        table=table, b=sql.Literal(batch_no), key=key, part=part, ok=ok, same=same_source(spec)
+    )
 
     names = [sql.Identifier(c.name) for c in spec.columns]
     exprs = [typed_expr(c) for c in spec.columns]
+    if spec.per_source:
+        names.append(sql.Identifier("source"))
+        exprs.append(sql.SQL("%(source)s"))
     if spec.table == "patients":
         # Safe Harbor: no birth year that makes the patient 90+ at as_of.
         old = sql.SQL("({} - nullif(r.birth_year, '')::integer >= 90)").format(
@@ -309,6 +317,45 @@ def merge_statements(
         ok=ok,
     )
     return [supersede, insert]
+
+
+def same_source(spec: FileSpec, alias: str = "c") -> sql.Composable:
+    """The condition that a core row is of the batch's source (``%(source)s``)."""
+    if not spec.per_source:
+        return sql.SQL("true")
+    return sql.SQL("{}.source = %(source)s").format(sql.Identifier(alias))
+
+
+def replaced_by_batch_sql(spec: FileSpec, batch_no: int, has_quarantine: bool) -> sql.Composable:
+    """(batch_id, records) of the current records the batch's rows would replace."""
+    part = raw_partition(spec, batch_no)
+    ok = not_quarantined(spec, batch_no) if has_quarantine else sql.SQL("true")
+    return sql.SQL(
+        "select b.batch_id, count(*) from {table} c"
+        " inner join {part} r on c.{key} = r.{key} and {ok}"
+        " inner join audit.batches b on b.batch_no = c.batch_no"
+        " where c.is_current and {same} group by b.batch_no, b.batch_id order by b.batch_no"
+    ).format(
+        table=sql.Identifier("core", spec.table), part=part, key=sql.Identifier(spec.key),
+        ok=ok, same=same_source(spec),
+    )  # fmt: skip
+
+
+def changed_patients_sql(batch_no: int, has_quarantine: bool) -> sql.Composable:
+    """How many current patients of the source the batch gives another birth
+    year or sex (a known value replaced by a different one)."""
+    spec = contract.FILES_BY_TABLE["patients"]
+    ok = not_quarantined(spec, batch_no) if has_quarantine else sql.SQL("true")
+    return sql.SQL(
+        "select count(*) from core.patients c inner join {part} r"
+        " on c.patient_id = r.patient_id and {ok}"
+        " where c.is_current and c.source = %(source)s and ("
+        "  (c.birth_year is not null and {by} is distinct from c.birth_year)"
+        "  or (c.sex is not null and {sex} is distinct from c.sex))"
+    ).format(
+        part=raw_partition(spec, batch_no), ok=ok,
+        by=typed_expr(spec.column("birth_year")), sex=typed_expr(spec.column("sex")),
+    )  # fmt: skip
 
 
 def record_superseded_patients(supersede: sql.Composable, batch_no: int) -> sql.Composable:

@@ -65,7 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.max_quarantine_fraction <= 1:
         raise UsageError("--max-quarantine-fraction must be between 0 and 1")
-    settings = LoadSettings(max_quarantine_fraction=args.max_quarantine_fraction)
+    if not 0 <= args.max_replace_fraction <= 1:
+        raise UsageError("--max-replace-fraction must be between 0 and 1")
+    settings = LoadSettings(
+        max_quarantine_fraction=args.max_quarantine_fraction,
+        max_replace_fraction=args.max_replace_fraction,
+        allow_replace=args.allow_replace,
+    )
+    check_out_dir(Path(args.out))
     batch_dirs = [Path(b) for b in args.batch_dirs]
     if args.source:
         import tempfile
@@ -100,6 +107,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"report in {summary['report_dir']}"
     )
     return 3 if counts["rejected"] else 0
+
+
+def check_out_dir(out: Path) -> None:
+    """The reports folder exists (created if need be) and is writable, before
+    anything loads; else one sentence naming the path."""
+    import os
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--out {out}: exists and is not a folder") from None
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    if not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".rxaudit-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: not writable ({exc.strerror})") from None
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    from audit import batches
+
+    rows = batches.list_batches()
+    batches.print_table(rows, sys.stdout)
+    print(f"{len(rows)} batch(es)")
+    return 0
+
+
+def cmd_batch_show(args: argparse.Namespace) -> int:
+    from audit import batches
+
+    batches.print_batch(batches.show(args.batch_id), sys.stdout)
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -194,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="reject a batch when more than this share of its rows is quarantined (0.01)",
     )
     p_run.add_argument(
+        "--max-replace-fraction",
+        type=float,
+        default=0.10,
+        metavar="F",
+        help="reject a batch that would replace more than this share of a file's current"
+        " records delivered by earlier batches of its source (0.10)",
+    )
+    p_run.add_argument(
+        "--allow-replace",
+        action="store_true",
+        help="let a deliberate mass correction through the replacement guard",
+    )
+    p_run.add_argument(
         "--policy",
         metavar="FILE",
         help="a site's policy file (TOML) over the default policy 2027.1,"
@@ -230,9 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_cases.add_argument("--rule", metavar="R")
     p_cases.add_argument("--site", metavar="S")
     p_cases.add_argument("--status", choices=("open", "excluded", "resolved"))
-    p_cases.add_argument("--review", metavar="R", help="latest review status, or 'none'")
+    p_cases.add_argument(
+        "--review", choices=(*REVIEW_STATUSES, "none"), help="latest review status, or 'none'"
+    )
     p_cases.add_argument("--limit", type=int, default=100, metavar="N", help="rows to print (100)")
     p_cases.set_defaults(func=cmd_cases)
+
+    p_batches = sub.add_parser(
+        "batches", parents=[common], help="the loaded batches: rows added, records replaced"
+    )
+    p_batches.set_defaults(func=cmd_batches)
+    p_batch = sub.add_parser("batch", parents=[common], help="one batch in full")
+    batch_sub = p_batch.add_subparsers(dest="batch_command", metavar="SUBCOMMAND")
+    p_show = batch_sub.add_parser(
+        "show", parents=[common], help="a batch's files, replacements and reason"
+    )
+    p_show.add_argument("batch_id", metavar="BATCH_ID")
+    p_show.set_defaults(func=cmd_batch_show)
+
     p_conv = sub.add_parser(
         "convert", parents=[common], help="convert an OMOP or Synthea export to a batch"
     )

@@ -79,6 +79,9 @@ class FileSpec:
     required: bool = True
     refers_to_patient: bool = True
     checks: tuple[str, ...] = field(default=())
+    #: Records are keyed by their id within the batch's source (every file
+    #: but the trial registry, whose NCT ids are the same everywhere).
+    per_source: bool = True
 
     @property
     def file_name(self) -> str:
@@ -192,6 +195,7 @@ FILES: tuple[FileSpec, ...] = (
         ),
         required=False,
         refers_to_patient=False,
+        per_source=False,
     ),
     FileSpec(
         "clinical_events",

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from audit.errors import DatabaseUnavailable
+from audit.errors import DatabaseUnavailable, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,41 @@ def database_url() -> str:
     return url
 
 
+_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
+
+
+def _unavailable(url: str, exc: psycopg.OperationalError) -> DatabaseUnavailable:
+    """One sentence saying which of the usual faults it is, never a password."""
+    info = psycopg.conninfo.conninfo_to_dict(to_libpq(url))
+    server = f"{info.get('host') or 'localhost'}:{info.get('port') or '5432'}"
+    text = str(exc)
+    if "does not exist" in text and "database" in text:
+        return DatabaseUnavailable(
+            f"database {info.get('dbname', '')!r} does not exist on the server at {server}"
+        )
+    if "password authentication failed" in text or "no password supplied" in text:
+        return DatabaseUnavailable(f"the server at {server} refused the login")
+    if "role" in text and "does not exist" in text:
+        return DatabaseUnavailable(f"the server at {server} has no such user")
+    return DatabaseUnavailable(f"the server at {server} does not answer")
+
+
 def connect(url: str | None = None, **kwargs) -> LendableConnection:
     """A connection in autocommit mode: work is grouped with ``conn.transaction()``."""
     url = url or database_url()
+    if "://" in url and not _URL.match(url):
+        raise UsageError(
+            "DATABASE_URL is not a PostgreSQL URL (expected postgresql://user@host:5432/db)"
+        )
     try:
         kwargs.setdefault("autocommit", True)
         conn = LendableConnection.connect(to_libpq(url), **kwargs)
+    except psycopg.ProgrammingError:
+        raise UsageError(
+            "DATABASE_URL is not a PostgreSQL URL (expected postgresql://user@host:5432/db)"
+        ) from None
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}") from exc
+        raise _unavailable(url, exc) from exc
     # JIT compilation costs a second per query on these short analytic
     # statements, far more than it saves. Sorts and hashes of a whole batch
     # want more than the default 4 MB of work memory.
@@ -192,8 +219,11 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
             applied_now.append(path.stem)
             log.info("applied migration %s", path.stem)
         with conn.transaction():
-            for path in [*sorted(FUNCTIONS_DIR.glob("*.sql")), *sorted(VIEWS_DIR.glob("*.sql"))]:
+            for path in code_files():
                 conn.execute(path.read_text())
+            conn.execute("create table if not exists audit.schema_code (sha256 text not null)")
+            conn.execute("truncate audit.schema_code")
+            conn.execute("insert into audit.schema_code values (%s)", (code_sha256(),))
         conn.commit()
     finally:
         conn.execute("select pg_advisory_unlock(%s)", (LOADER_LOCK_KEY + 1,))
@@ -201,13 +231,61 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
     return applied_now
 
 
+def code_files() -> list[Path]:
+    """The SQL re-created by every upgrade: functions, then views."""
+    return [*sorted(FUNCTIONS_DIR.glob("*.sql")), *sorted(VIEWS_DIR.glob("*.sql"))]
+
+
+def code_sha256() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in code_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def is_current(conn: psycopg.Connection) -> bool:
+    """Every migration applied, and the functions and views those of this code."""
     try:
         with conn.transaction():
             done = {r[0] for r in conn.execute("select version from audit.schema_migrations")}
+            code = conn.execute("select sha256 from audit.schema_code").fetchone()
     except psycopg.errors.UndefinedTable:
         return False
-    return all(p.stem in done for p in migrations())
+    return all(p.stem in done for p in migrations()) and code == (code_sha256(),)
+
+
+def has_schema(conn: psycopg.Connection) -> bool:
+    return conn.execute("select to_regclass('audit.schema_migrations') is not null").fetchone()[0]
+
+
+NO_DATABASE = "(run `rxaudit run` first, or set DATABASE_URL or RXAUDIT_HOME)"
+
+
+@contextmanager
+def read_session() -> Iterator[psycopg.Connection]:
+    """A connection for a read-only command: it never creates anything (no
+    embedded server, no schema); a database without rxaudit's schema is an
+    error naming it."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        pgdata = home_dir() / "pgdata"
+        if not (pgdata / "PG_VERSION").is_file():
+            raise DatabaseUnavailable(f"no rxaudit database at {home_dir()} {NO_DATABASE}")
+        url = database_url()
+    conn = connect(url)
+    try:
+        if not has_schema(conn):
+            raise DatabaseUnavailable(f"no rxaudit database at {describe(url)} {NO_DATABASE}")
+        if not is_current(conn):
+            raise UsageError(
+                f"the database at {describe(url)} is older than this rxaudit:"
+                " run `rxaudit db upgrade`"
+            )
+        yield conn
+    finally:
+        conn.release()
 
 
 @contextmanager

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_QUARANTINE_FRACTION = 0.01
+DEFAULT_MAX_REPLACE_FRACTION = 0.10
 # A batch bringing at least this share of a core table's rows (and at least
 # REBUILD_MIN_ROWS) has the table's indexes rebuilt rather than maintained,
 # and the next audit re-evaluates every patient.
@@ -65,6 +66,17 @@ ANALYZE_FRACTION = 0.1
 class LoadSettings:
     max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
     validate_with_gx: bool = True
+    #: A batch may replace at most this share of the current records of a file
+    #: (of its source) that earlier batches delivered ...
+    max_replace_fraction: float = DEFAULT_MAX_REPLACE_FRACTION
+    #: ... and no patient's birth year or sex, unless an operator lets a
+    #: deliberate mass correction through.
+    allow_replace: bool = False
+
+
+#: Replacing this many records or fewer never trips the share test (a few
+#: corrections to a small extract are corrections, not a second cohort).
+REPLACE_GUARD_MIN_RECORDS = 10
 
 
 @dataclass
@@ -78,6 +90,7 @@ class BatchResult:
     rows_quarantined: int = 0
     reason: str | None = None
     dropped_columns: list[dict] = field(default_factory=list)
+    replacements: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict:
@@ -91,6 +104,7 @@ class BatchResult:
             "rows_quarantined": self.rows_quarantined,
             "reason": self.reason,
             "dropped_columns": self.dropped_columns,
+            "replacements": self.replacements,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -322,6 +336,10 @@ class Loader:
 
         with timer.stage("merge"):
             with_bad_rows = {q["file"] for q in self.quarantine_summary}
+            bound = {"source": manifest.source or ""}
+            result.replacements = self._guard_replacements(
+                specs, batch_no, with_bad_rows, bound, result
+            )
             touches_all = False
             stale = []
             for spec in specs:
@@ -334,12 +352,12 @@ class Loader:
                     stale.append(spec)
                 if large or "patient_id" not in spec.column_names:
                     touches_all = True
-                    conn.execute(supersede)
+                    conn.execute(supersede, bound)
                 else:  # record the patients this file touches, for incremental audits
-                    conn.execute(checks.record_superseded_patients(supersede, batch_no))
+                    conn.execute(checks.record_superseded_patients(supersede, batch_no), bound)
                     conn.execute(checks.record_batch_patients(spec, batch_no))
                 with self._indexes_rebuilt(spec) if large else contextlib.nullcontext():
-                    conn.execute(insert)
+                    conn.execute(insert, bound)
             for spec in stale:  # a small batch leaves the statistics to autovacuum
                 conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))
             # Safe Harbor: the birth year of a patient 90+ at as_of is not kept in
@@ -364,7 +382,8 @@ class Loader:
         conn.execute(
             "update audit.batches set status = 'loaded', rows_in = %s, rows_loaded = %s,"
             " rows_quarantined = %s, dropped_columns = %s, age_90_plus_patients = %s,"
-            " quarantine_summary = %s, timings = %s, finished_at = now() where batch_no = %s",
+            " quarantine_summary = %s, replacements = %s, replace_allowed = %s,"
+            " timings = %s, finished_at = now() where batch_no = %s",
             (
                 result.rows_in,
                 result.rows_loaded,
@@ -372,10 +391,72 @@ class Loader:
                 Jsonb(result.dropped_columns),
                 age_90_plus,
                 Jsonb(self.quarantine_summary),
+                Jsonb(result.replacements),
+                self.settings.allow_replace,
                 Jsonb({k: round(v, 3) for k, v in result.timings.items()}),
                 batch_no,
             ),
         )
+
+    def _guard_replacements(
+        self, specs, batch_no: int, with_bad_rows: set[str], bound: dict, result: BatchResult
+    ) -> list[dict]:
+        """Count, per file, the records the batch adds and the current records
+        (of its source, delivered by earlier batches) it would replace, by
+        batch; refuse a mass replacement unless ``allow_replace``.
+
+        Refused: replacing more than ``max_replace_fraction`` of a file's
+        current records of the source (more than REPLACE_GUARD_MIN_RECORDS of
+        them), or changing any patient's known birth year or sex.
+        """
+        limit = Fraction(str(self.settings.max_replace_fraction))
+        log = []
+        for spec in specs:
+            quarantined = spec.file_name in with_bad_rows
+            by_batch = self.conn.execute(
+                checks.replaced_by_batch_sql(spec, batch_no, quarantined), bound
+            ).fetchall()
+            replaced = sum(n for _, n in by_batch)
+            loaded = self.conn.execute(
+                sql.SQL("select count(*) from {} r where {}").format(
+                    checks.raw_partition(spec, batch_no),
+                    checks.not_quarantined(spec, batch_no) if quarantined else sql.SQL("true"),
+                )
+            ).fetchone()[0]
+            entry = {"file": spec.file_name, "added": loaded - replaced, "replaced": replaced,
+                     "from": {b: n for b, n in by_batch}}  # fmt: skip
+            log.append(entry)
+            if self.settings.allow_replace or replaced <= REPLACE_GUARD_MIN_RECORDS:
+                continue
+            held = self.conn.execute(
+                sql.SQL("select count(*) from {} c where c.is_current and {}").format(
+                    sql.Identifier("core", spec.table), checks.same_source(spec)
+                ),
+                bound,
+            ).fetchone()[0]
+            if held and Fraction(replaced, held) > limit:
+                names = ", ".join(f"{b} ({n:,})" for b, n in by_batch[:5])
+                more = f" and {len(by_batch) - 5} more" if len(by_batch) > 5 else ""
+                raise BatchRejected(
+                    f"would replace {replaced:,} of the {held:,} current records"
+                    f" ({replaced / held:.1%}) of batch(es) {names}{more}, more than the"
+                    f" {float(limit):.0%} allowed (max_replace_fraction): a second extract"
+                    " reusing the same ids? Send a deliberate mass correction with"
+                    " --allow-replace",
+                    file=spec.file_name,
+                )
+        if not self.settings.allow_replace and any(s.table == "patients" for s in specs):
+            changed = self.conn.execute(
+                checks.changed_patients_sql(batch_no, "patients.csv" in with_bad_rows), bound
+            ).fetchone()[0]
+            if changed:
+                raise BatchRejected(
+                    f"would change the birth year or sex of {changed:,} patient(s) already"
+                    " loaded: a different cohort under the same ids? Send a deliberate"
+                    " correction with --allow-replace",
+                    file="patients.csv",
+                )
+        return log
 
     def _proven(self, spec, batch_no: int) -> checks.Proven:
         """What the file's Great Expectations suite showed of every row, so

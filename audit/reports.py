@@ -161,11 +161,10 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     # more than the policy's factor: the audit used the implied supply.
     mismatches = (
         conn.execute(
-            "select b.batch_id, count(*), min(rx.line_no),"
-            " (array_agg(rx.line_no order by rx.line_no))[1:20]"
+            "select b.batch_id, count(*), min(f.line_no),"
+            " (array_agg(f.line_no order by f.line_no))[1:20]"
             " from core.drug_fills as f"
-            " inner join core.prescriptions as rx on rx.rx_id = f.rx_id and rx.is_current"
-            " inner join audit.batches as b on b.batch_no = rx.batch_no"
+            " inner join audit.batches as b on b.batch_no = f.batch_no"
             " where f.supply_mismatch group by b.batch_no, b.batch_id order by b.batch_no"
         ).fetchall()
         if conn.execute("select to_regclass('core.drug_fills') is not null").fetchone()[0]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from audit import db
 from audit.cli import main
 from tests.batches import base_tables, make_batch
 
@@ -88,8 +90,87 @@ def test_unreachable_database_exits_4(tmp_path, monkeypatch, capsys):
     code = main(["--quiet", "run", str(batch), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 4
-    assert err.strip() == "rxaudit: cannot reach the database at 127.0.0.1:1/nowhere"
+    assert err.strip() == "rxaudit: the server at 127.0.0.1:1 does not answer"
     assert "s3cret" not in err
+
+
+@pytest.mark.db
+def test_a_missing_database_on_a_live_server_is_named(tmp_path, monkeypatch, capsys, db_url):
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(db_url)
+    info["dbname"] = "rxaudit_no_such_db"
+    monkeypatch.setenv("DATABASE_URL", psycopg.conninfo.make_conninfo(**info))
+    code = main(["--quiet", "cases"])
+    err = capsys.readouterr().err.strip()
+    assert code == 4
+    assert err.startswith("rxaudit: database 'rxaudit_no_such_db' does not exist on the server at")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "127.0.0.1:5432/db"])
+def test_a_url_that_is_not_postgresql_is_a_usage_error(tmp_path, monkeypatch, capsys, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+    code = main(["--quiet", "cases"])
+    assert code == 2
+    assert "is not a PostgreSQL URL" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_out_is_checked_before_anything_loads(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    batch = make_batch(tmp_path)
+    code = main(["--quiet", "run", str(batch), "--out", str(blocker / "reports")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert str(blocker / "reports") in err and "cannot create the folder" in err
+    code = main(["--quiet", "run", str(batch), "--out", str(blocker)])
+    assert code == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_options_with_fixed_values_refuse_others(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cases", "--review", "bogus"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+@pytest.mark.db
+def test_read_only_commands_create_nothing(tmp_path, monkeypatch, capsys, server_url):
+    # against a server database without rxaudit's schema
+    import psycopg
+    from psycopg import sql
+
+    name = f"rxaudit_empty_{os.getpid()}"
+    admin = psycopg.connect(psycopg.conninfo.make_conninfo(db.to_libpq(server_url)),
+                            autocommit=True)  # fmt: skip
+    admin.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        url = psycopg.conninfo.make_conninfo(db.to_libpq(server_url), dbname=name)
+        monkeypatch.setenv("DATABASE_URL", url)
+        for argv in (["cases"], ["batches"], ["batch", "show", "b-1"],
+                     ["review", "C1", "--status", "confirmed", "--note", "n", "--reviewer", "r"]):
+            assert main(["--quiet", *argv]) == 4, argv
+            assert "no rxaudit database at" in capsys.readouterr().err
+        with psycopg.connect(url) as conn:
+            schemas = conn.execute(
+                "select count(*) from pg_namespace where nspname in ('raw', 'core', 'audit')"
+            ).fetchone()[0]
+        assert schemas == 0
+    finally:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))  # fmt: skip
+        admin.close()
+    # with no DATABASE_URL and an empty RXAUDIT_HOME: no embedded server is started
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("RXAUDIT_HOME", str(tmp_path / "home"))
+    assert main(["--quiet", "cases"]) == 4
+    assert "no rxaudit database at" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.mark.unit

@@ -2,7 +2,7 @@
 -- before as_of, every setting and source type (the MDMA rules read them all).
 -- An RXNORM row whose code is an ingredient RXCUI of the policy maps to that
 -- ingredient only; every other row maps by name (a combination name may map
--- to several ingredients).
+-- to several ingredients). batch_no and line_no: where the row came from.
 --   dose_mg        the sig's daily dose when known, else strength x quantity /
 --                  days supply; NULL when neither can be computed;
 --   supply         days_supply, or the supply the dose implies (strength x
@@ -16,6 +16,8 @@
 with rows as (
     select
         rx.rx_id,
+        rx.batch_no,
+        rx.line_no,
         rx.patient_id,
         i.ingredient,
         i.drug_class,
@@ -66,6 +68,8 @@ flagged as (
 
 select
     f.rx_id,
+    f.batch_no,
+    f.line_no,
     f.patient_id,
     f.ingredient,
     f.drug_class,

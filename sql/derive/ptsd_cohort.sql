@@ -1,6 +1,9 @@
 -- The PTSD cohort: patients with at least cohort_min_dates distinct dates of a
 -- diagnosis in the PTSD value set, dated on or before as_of. index_date = the
 -- earliest such diagnosis. birth_year and age_90_plus serve the age tests.
+-- A patient is one identity across sources; when several sources deliver a
+-- row for the patient, the home site, birth year and age marker are those of
+-- the most recently loaded current row (the latest word on the patient).
 with ptsd_diagnoses as (
     select
         d.patient_id,
@@ -28,12 +31,17 @@ first_diagnosis as (
 )
 
 select
-    p.patient_id,
+    f.patient_id,
     p.site_id as home_site_id,
     p.age_90_plus,
     p.birth_year,
     f.index_date,
     f.index_diagnosis_id
 from first_diagnosis as f
-inner join core.patients as p
-    on p.patient_id = f.patient_id and p.is_current
+cross join lateral (
+    select x.site_id, x.age_90_plus, x.birth_year
+    from core.patients as x
+    where x.patient_id = f.patient_id and x.is_current
+    order by x.batch_no desc, x.line_no desc
+    limit 1
+) as p

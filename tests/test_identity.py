@@ -1,0 +1,128 @@
+"""Record identity per source, the replacement guard and the replacement log."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.errors import BatchRejected
+from audit.generate import generate
+from audit.loader import LoadSettings, ingest
+from tests.batches import base_tables, make_batch
+
+pytestmark = pytest.mark.db
+
+NO_GX = LoadSettings(validate_with_gx=False)
+
+
+def current(conn, table: str, key: str) -> list[tuple]:
+    # Names come from the test itself, never from data.
+    return conn.execute(
+        f"select {key}, source, patient_id from core.{table} where is_current order by 1, 2"  # noqa: S608
+    ).fetchall()
+
+
+def test_two_sources_with_colliding_ids_are_kept_side_by_side(conn, tmp_path):
+    north = base_tables(n_rx=2)
+    south = base_tables(n_rx=2)
+    for row in south["prescriptions"]:
+        row["site_id"] = "south"
+    ingest(conn, make_batch(tmp_path, "north-1", tables=north, source="north-ehr"), NO_GX)
+    result = ingest(conn, make_batch(tmp_path, "south-1", tables=south, source="south-ehr"), NO_GX)
+    rx = current(conn, "prescriptions", "rx_id")
+    assert [(r[0], r[1]) for r in rx] == [
+        ("rx1", "north-ehr"), ("rx1", "south-ehr"), ("rx2", "north-ehr"), ("rx2", "south-ehr")
+    ]  # fmt: skip
+    assert {r["file"]: r["replaced"] for r in result.replacements}["prescriptions.csv"] == 0
+    # the patient is one identity: a second row beside the first, nothing replaced
+    patients = [(r[0], r[1]) for r in current(conn, "patients", "patient_id")]
+    assert [p for p in patients if p[0] == "p1"] == [("p1", "north-ehr"), ("p1", "south-ehr")]
+
+
+def test_a_correction_replaces_only_a_record_of_its_own_source(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "north-1", tables=base_tables(n_rx=2), source="north"), NO_GX)
+    ingest(conn, make_batch(tmp_path, "south-1", tables=base_tables(n_rx=2), source="south"), NO_GX)
+    fix = base_tables(n_rx=1)
+    fix["prescriptions"][0]["days_supply"] = 90
+    result = ingest(conn, make_batch(tmp_path, "north-2", tables=fix, source="north"), NO_GX)
+    supplies = conn.execute(
+        "select source, days_supply from core.prescriptions"
+        " where is_current and rx_id = 'rx1' order by source"
+    ).fetchall()
+    assert supplies == [("north", 90), ("south", 30)]
+    log = {r["file"]: r for r in result.replacements}
+    assert log["prescriptions.csv"] == {
+        "file": "prescriptions.csv", "added": 0, "replaced": 1, "from": {"north-1": 1}
+    }  # fmt: skip
+    stored = conn.execute(
+        "select replacements from audit.batches where batch_id = 'north-2'"
+    ).fetchone()[0]
+    assert stored == result.replacements
+
+
+def test_a_second_cohort_under_the_same_ids_is_rejected_and_changes_nothing(conn, tmp_path):
+    generate(120, 42, tmp_path / "demo")
+    generate(120, 1, tmp_path / "other")
+    ingest(conn, tmp_path / "demo", NO_GX)
+    before = conn.execute(
+        "select count(*) filter (where is_current), count(*) from core.prescriptions"
+    ).fetchone()
+    with pytest.raises(BatchRejected) as err:
+        ingest(conn, tmp_path / "other", NO_GX)
+    message = str(err.value)
+    assert "batch synthetic-s1-n120 rejected: patients.csv" in message or (
+        "rejected: prescriptions.csv" in message
+    )
+    assert "synthetic-s42-n120" in message  # the batch whose records it would replace
+    assert "--allow-replace" in message
+    after = conn.execute(
+        "select count(*) filter (where is_current), count(*) from core.prescriptions"
+    ).fetchone()
+    assert after == before
+    status = conn.execute(
+        "select status, reason from audit.batches where batch_id = 'synthetic-s1-n120'"
+    ).fetchone()
+    assert status[0] == "rejected" and "would replace" in status[1] or "would change" in status[1]
+
+
+def test_allow_replace_lets_a_mass_correction_through_and_logs_it(conn, tmp_path):
+    generate(120, 42, tmp_path / "demo")
+    generate(120, 1, tmp_path / "other")
+    ingest(conn, tmp_path / "demo", NO_GX)
+    held = conn.execute("select count(*) from core.prescriptions where is_current").fetchone()[0]
+    result = ingest(
+        conn, tmp_path / "other", LoadSettings(validate_with_gx=False, allow_replace=True)
+    )
+    log = {r["file"]: r for r in result.replacements}
+    rx = log["prescriptions.csv"]
+    superseded = conn.execute(
+        "select count(*) from core.prescriptions where superseded_by = %s", (result.batch_no,)
+    ).fetchone()[0]
+    assert rx["replaced"] == superseded > 0
+    assert rx["from"] == {"synthetic-s42-n120": superseded}
+    new_rows = conn.execute(
+        "select count(*) from core.prescriptions where batch_no = %s", (result.batch_no,)
+    ).fetchone()[0]
+    assert rx["added"] + rx["replaced"] == new_rows
+    now = conn.execute("select count(*) from core.prescriptions where is_current").fetchone()[0]
+    assert now == held - superseded + new_rows
+
+
+def test_a_changed_birth_year_is_refused_without_allow_replace(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "b-1", tables=base_tables()), NO_GX)
+    again = base_tables()
+    again["patients"][0]["birth_year"] = 1950
+    with pytest.raises(BatchRejected) as err:
+        ingest(conn, make_batch(tmp_path, "b-2", tables=again), NO_GX)
+    assert "would change the birth year or sex of 1 patient(s)" in str(err.value)
+    assert "patients.csv" in str(err.value)
+    ok = ingest(
+        conn, make_batch(tmp_path, "b-3", tables=again),
+        LoadSettings(validate_with_gx=False, allow_replace=True),
+    )  # fmt: skip
+    assert ok.status == "loaded"
+
+
+def test_a_few_corrections_of_a_small_extract_pass_the_guard(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "b-1", tables=base_tables(n_rx=3)), NO_GX)
+    fix = base_tables(n_rx=3)  # every record again (100%), but only a few
+    assert ingest(conn, make_batch(tmp_path, "b-2", tables=fix), NO_GX).status == "loaded"
