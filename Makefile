@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard audit tests benchmarks dags)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format lock clean
+.PHONY: help venv demo test test-fast lint format lock clean wheel-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ lint: $(STAMP) ## ruff check and format check
 format: $(STAMP) ## apply ruff formatting
 	$(VENV)/bin/ruff format $(LINT_DIRS)
 	$(VENV)/bin/ruff check --fix $(LINT_DIRS)
+
+wheel-check: $(STAMP) ## build the wheel, install it in a fresh venv, run the sample batch from another folder
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(PY) -m pip wheel $(PIP_FLAGS) --no-deps -w build/wheel-check .
+	$(PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/pip install $(PIP_FLAGS) -c constraints.txt build/wheel-check/rxaudit-*.whl
+	cd build/wheel-check && env -u DATABASE_URL RXAUDIT_HOME=$(CURDIR)/build/wheel-check/home \
+	  venv/bin/rxaudit --quiet run $(CURDIR)/samples/demo-batch --out reports
+	test -f build/wheel-check/reports/latest/dashboard.html
 
 lock: $(STAMP) ## refresh constraints.txt from the environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^rxaudit' > constraints.txt

@@ -12,10 +12,11 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from audit import __version__
-from audit.errors import BatchRejected, RxauditError, UsageError
+from audit.errors import RxauditError, UsageError
 
 
 def _progress(quiet: bool):
@@ -99,6 +100,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if batch["status"] == "rejected":
             print(f"rxaudit: {batch['reason']}", file=sys.stderr)
     counts = summary["counts"]
+    if summary.get("status") == "rejected":
+        print(f"nothing loaded: {counts['rejected']} batch(es) rejected;"
+              " no audit run and no report written")  # fmt: skip
+        return 3
     print(
         f"run {summary['run_id']}: {counts['loaded']} batch(es) loaded, "
         f"{counts['duplicate']} already loaded, {counts['rejected']} rejected; "
@@ -347,14 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except BatchRejected as exc:
+    except RxauditError as exc:  # BatchRejected among them
         if args.debug:
-            raise
-        print(f"rxaudit: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except RxauditError as exc:
-        if args.debug:
-            raise
+            traceback.print_exc()
         print(f"rxaudit: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -362,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a sentence
         if args.debug:
-            raise
+            # the traceback, then the same clean exit (the embedded server is
+            # stopped by its own exit handler, not torn down mid-exception)
+            traceback.print_exc()
         print(
             f"rxaudit: internal error ({type(exc).__name__}); run again with --debug for details",
             file=sys.stderr,

@@ -28,7 +28,19 @@ from audit.errors import DatabaseUnavailable, UsageError
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = Path(os.environ.get("RXAUDIT_SQL_DIR", PROJECT_ROOT / "sql"))
+_PACKAGE = Path(__file__).resolve().parent
+#: The SQL: the repository's sql/ (a checkout or an editable install), else the
+#: copy an installed wheel carries as audit/_sql.
+SQL_DIR = Path(
+    os.environ.get(
+        "RXAUDIT_SQL_DIR",
+        PROJECT_ROOT / "sql"
+        if (PROJECT_ROOT / "sql" / "catalogue.toml").is_file()
+        else _PACKAGE / "_sql",
+    )
+)
+#: The DAG files, found the same way.
+DAGS_DIR = PROJECT_ROOT / "dags" if (PROJECT_ROOT / "dags").is_dir() else _PACKAGE / "_dags"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 #: SQL functions re-created by every upgrade (``create or replace``), after
 #: the migrations: they are code, not history.
@@ -42,6 +54,7 @@ EMBEDDED_DB = "rxaudit"
 LOADER_LOCK_KEY = 0x52584155  # "RXAU"
 
 _embedded_server = None
+_embedded_url: str | None = None
 
 #: Work memory of the pipeline's sessions (RXAUDIT_WORK_MEM, e.g. "64MB").
 WORK_MEM = os.environ.get("RXAUDIT_WORK_MEM", "128MB")
@@ -135,7 +148,9 @@ def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
+    global _embedded_url
     url = start_embedded()
+    _embedded_url = url
     # Child processes (Airflow tasks, subprocesses) reuse the same server.
     os.environ["DATABASE_URL"] = url
     return url
@@ -158,6 +173,14 @@ def _unavailable(url: str, exc: psycopg.OperationalError) -> DatabaseUnavailable
     if "role" in text and "does not exist" in text:
         return DatabaseUnavailable(f"the server at {server} has no such user")
     return DatabaseUnavailable(f"the server at {server} does not answer")
+
+
+def where() -> str:
+    """Which database the commands use, for the first progress line (never a password)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if _embedded_server is not None and url == _embedded_url:
+        return f"embedded PostgreSQL in {home_dir() / 'pgdata'}"
+    return describe(url) if url else f"embedded PostgreSQL in {home_dir() / 'pgdata'}"
 
 
 def connect(url: str | None = None, **kwargs) -> LendableConnection:

@@ -22,7 +22,7 @@ from audit.errors import RxauditError
 from audit.generate import generate
 from audit.orchestrate import FLAG_FILE
 
-DAGS = db.PROJECT_ROOT / "dags"
+DAGS = db.DAGS_DIR
 
 
 def airflow_env(home: Path, url: str | None, inbox: Path, reports: Path) -> dict[str, str]:

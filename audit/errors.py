@@ -39,6 +39,7 @@ class BatchRejected(RxauditError):
         self.file = file
         self.line = line
         self.column = column
+        self.folder: str | None = None
         super().__init__(self.sentence())
 
     def where(self) -> str:
@@ -52,9 +53,20 @@ class BatchRejected(RxauditError):
         return " ".join(parts)
 
     def sentence(self) -> str:
-        batch = f"batch {self.batch_id}" if self.batch_id else "batch"
+        if self.batch_id:
+            batch = f"batch {self.batch_id}"
+        elif self.folder:
+            batch = f"batch folder {self.folder}"
+        else:
+            batch = "batch"
         where = self.where()
         return f"{batch} rejected: {where + ': ' if where else ''}{self.reason}"
+
+    def in_folder(self, folder: str) -> BatchRejected:
+        """Name the folder when the batch's id is not known (no manifest)."""
+        self.folder = folder
+        self.args = (self.sentence(),)
+        return self
 
     def with_batch(self, batch_id: str) -> BatchRejected:
         if self.batch_id is None:

@@ -42,10 +42,13 @@ class InboxResult:
     duplicate: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    #: every delivery's result, as run.json lists batches (no row values)
+    batches: list[dict] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {"loaded": self.loaded, "duplicate": self.duplicate,
-                "rejected": self.rejected, "waiting": self.waiting}  # fmt: skip
+                "rejected": self.rejected, "waiting": self.waiting,
+                "batches": self.batches}  # fmt: skip
 
 
 def _created_at(folder: Path) -> str:
@@ -92,6 +95,7 @@ def ingest_inbox(
     with db.session(url) as conn:
         for folder in complete:
             [doc] = pipeline.ingest_batches(conn, [folder], settings, log.info)
+            result.batches.append(doc)
             status = doc["status"]
             if status == "rejected":
                 moved = _move(folder, inbox / REJECTED)
@@ -106,10 +110,41 @@ def ingest_inbox(
     return result
 
 
-def audit_step(url: str | None = None, policy_path: Path | None = None) -> dict:
-    """Evaluate the rules on everything loaded; return the run's summary."""
+def audit_step(
+    url: str | None = None, policy_path: Path | None = None, batches: list[dict] | None = None
+) -> dict:
+    """Evaluate the rules on everything loaded; return the run's summary.
+
+    ``batches``: what the triggering ingest runs loaded (from their asset
+    events), so that the run's summary lists them with their row counts.
+    """
     with db.session(url) as conn:
-        return pipeline.audit(conn, policy.load(policy_path), progress=log.info)
+        if not batches:  # not handed over (e.g. dag.test): the database knows
+            batches = pipeline.batches_since_last_run(conn)
+        return pipeline.audit(conn, policy.load(policy_path), batches, progress=log.info)
+
+
+def batches_from_events(events) -> list[dict]:
+    """The batch results carried by asset events' ``extra`` (oldest first)."""
+    out: list[dict] = []
+    for event in events or ():
+        extra = getattr(event, "extra", None) or {}
+        out.extend(b for b in extra.get("batches", []) if isinstance(b, dict))
+    return out
+
+
+def allow_replace_setting() -> bool:
+    """The operator's switch for a deliberate mass correction: the Airflow
+    Variable ``rxaudit_allow_replace`` (or ``RXAUDIT_ALLOW_REPLACE``), true/false."""
+    value = os.environ.get("RXAUDIT_ALLOW_REPLACE")
+    if value is None:
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get("rxaudit_allow_replace", default="false")
+        except Exception:  # noqa: BLE001 - outside Airflow, or no such variable
+            value = "false"
+    return str(value).strip().lower() in ("1", "true", "yes")
 
 
 def report_step(out: Path, url: str | None = None, shared: bool = False) -> dict:

@@ -20,8 +20,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from audit import __version__, db, measures, policy, reports, rules
-from audit.errors import BatchRejected
+from audit.errors import BatchRejected, RxauditError
 from audit.loader import Loader, LoadSettings
+
+
+class ReportFailed(RxauditError):
+    """The audit committed, its reports could not be written."""
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -59,10 +63,49 @@ def ingest_batches(
         try:
             doc = loader.ingest(batch_dir).as_json()
         except BatchRejected as exc:
+            exc.in_folder(str(batch_dir))
             doc = {"batch_dir": str(batch_dir), "batch_id": exc.batch_id,
                    "status": "rejected", "reason": str(exc)}  # fmt: skip
         results.append(doc)
     return results
+
+
+def batches_since_last_run(conn: psycopg.Connection) -> list[dict]:
+    """The batches loaded since the latest finished run, as run.json lists
+    them (for an audit that was not handed the ingest's results)."""
+    rows = conn.execute(
+        "select batch_no, batch_id, as_of::text, rows_in, rows_loaded, rows_quarantined,"
+        " dropped_columns, replacements from audit.batches"
+        " where status = 'loaded' and batch_no > coalesce((select max(last_batch_no)"
+        "  from audit.runs where status in ('ok', 'rejected')), 0)"
+        " order by batch_no"
+    ).fetchall()
+    return [
+        {"batch_id": r[1], "status": "loaded", "batch_no": r[0], "as_of": r[2], "rows_in": r[3],
+         "rows_loaded": r[4], "rows_quarantined": r[5], "dropped_columns": r[6],
+         "replacements": r[7]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def _count_resolved_by_batch(conn: psycopg.Connection, run_id: str, batches: list[dict]) -> None:
+    """For each batch loaded by this run: the cases this run resolved whose
+    patient the batch touched (every case the run resolved, for a batch that
+    touched everyone); kept in audit.batches and the batch's run.json entry."""
+    for b in batches:
+        if b.get("status") != "loaded" or b.get("batch_no") is None:
+            continue
+        n = conn.execute(
+            "select count(*) from audit.cases as c where c.resolved_run = %(run)s and ("
+            " (select touches_all from audit.batches where batch_no = %(b)s)"
+            " or exists (select 1 from audit.batch_patients as p"
+            "  where p.batch_no = %(b)s and p.patient_id = c.patient_id))",
+            {"run": run_id, "b": b["batch_no"]},
+        ).fetchone()[0]
+        conn.execute(
+            "update audit.batches set cases_resolved = %s where batch_no = %s", (n, b["batch_no"])
+        )
+        b["cases_resolved"] = n
 
 
 def audit(
@@ -96,6 +139,7 @@ def audit(
             (run_id, started, pol.version, pol.sha256),
         )
         result = rules.evaluate(conn, pol, run_id, progress, full=full)
+        _count_resolved_by_batch(conn, run_id, batches)
         progress("measures")
         tm = time.perf_counter()
         measures.compute(
@@ -213,12 +257,39 @@ def run(
     shared: bool = False,
     full_audit: bool = False,
 ) -> dict:
-    """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder."""
+    """Ingest ``batch_dirs`` in order, evaluate the rules, write the run folder.
+
+    A run that loaded nothing new and rejected every batch it was given
+    neither audits nor reports: its summary says so (``status`` rejected,
+    no ``report_dir``). A run whose reports fail is recorded as failed, with
+    the reason, and ``latest`` does not move.
+    """
+    progress = progress or (lambda msg: None)
     pol = policy.load(policy_path)
     t0 = time.perf_counter()
     with db.session() as conn:
+        progress(f"database {db.where()}")
         batches = ingest_batches(conn, batch_dirs, settings, progress)
+        if batches and all(b["status"] == "rejected" for b in batches):
+            return {
+                "status": "rejected",
+                "batches": batches,
+                "counts": {"loaded": 0, "duplicate": 0, "rejected": len(batches)},
+            }
         timings = {"ingest": time.perf_counter() - t0}
         summary = audit(conn, pol, batches, progress, timings, full=full_audit)
         summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
-        return report(conn, summary, out, shared, progress)
+        try:
+            return report(conn, summary, out, shared, progress)
+        except Exception as exc:
+            reason = f"writing the reports to {out} failed ({type(exc).__name__}: {exc})"
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            with conn.transaction():
+                conn.execute(
+                    "update audit.runs set status = 'failed',"
+                    " summary = summary || jsonb_build_object('failure', %s::text)"
+                    " where run_id = %s",
+                    (reason, summary["run_id"]),
+                )
+            raise ReportFailed(f"{reason}; run {summary['run_id']} is recorded as failed") from exc

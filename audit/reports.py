@@ -145,7 +145,8 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     batches = conn.execute(
         "select batch_no, batch_id, source, as_of, status, reason, rows_in, rows_loaded,"
         " rows_quarantined, dropped_columns, age_90_plus_patients, quarantine_summary,"
-        " to_char(finished_at, 'YYYY-MM-DD HH24:MI') from audit.batches order by batch_no"
+        " to_char(finished_at, 'YYYY-MM-DD HH24:MI'), replacements, replace_allowed,"
+        " cases_resolved from audit.batches order by batch_no"
     ).fetchall()
     validations = conn.execute(
         "select batch_no, file_name, success, statistics, results from audit.validation_results"
@@ -215,6 +216,24 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         out.append(f"<h2>Batch {_e(b[1])}</h2>")
         if b[5]:
             out.append(f"<p class='bad'>{_e(b[5])}</p>")
+        if b[13]:
+            out.append(
+                "<h3>Records added and replaced</h3><table><tr><th>file</th><th>added</th>"
+                "<th>replaced</th><th>replaced records of</th></tr>"
+            )
+            for r in b[13]:
+                sources = ", ".join(f"{k} ({v:,})" for k, v in r.get("from", {}).items())
+                out.append(
+                    f"<tr><td>{_e(r['file'])}</td><td class='n'>{r['added']:,}</td>"
+                    f"<td class='n'>{r['replaced']:,}</td><td>{_e(sources or '-')}</td></tr>"
+                )
+            out.append("</table>")
+            if b[14]:
+                out.append("<p>Loaded with <code>--allow-replace</code> (a deliberate mass"
+                           " correction).</p>")  # fmt: skip
+            if b[15] is not None:
+                out.append(f"<p>Cases the next audit resolved for the patients this batch"
+                           f" touched: <b>{b[15]:,}</b>.</p>")  # fmt: skip
         if b[9]:
             dropped = "; ".join(f"{d['file']}: {', '.join(d['columns'])}" for d in b[9])
             out.append(f"<p>Columns outside the contract, dropped: {_e(dropped)}</p>")

@@ -42,14 +42,17 @@ with DAG(
 ):
 
     @task(outlets=[cases])
-    def audit() -> dict:
+    def audit(*, triggering_asset_events=None) -> dict:
         from pathlib import Path
 
         from audit import orchestrate
 
         policy_file = os.environ.get("RXAUDIT_POLICY")
+        events = triggering_asset_events[staged_batches] if triggering_asset_events else []
         summary = orchestrate.audit_step(
-            orchestrate.conninfo_from_airflow(), Path(policy_file) if policy_file else None
+            orchestrate.conninfo_from_airflow(),
+            Path(policy_file) if policy_file else None,
+            orchestrate.batches_from_events(events),
         )
         return {"run_id": summary["run_id"], "cases": summary["cases"]}
 

@@ -61,16 +61,22 @@ with DAG(
     @task
     def ingest() -> dict:
         from audit import orchestrate
+        from audit.loader import LoadSettings
 
         url = orchestrate.conninfo_from_airflow()
-        return orchestrate.ingest_inbox(orchestrate.inbox_dir(), url).as_json()
+        settings = LoadSettings(allow_replace=orchestrate.allow_replace_setting())
+        return orchestrate.ingest_inbox(orchestrate.inbox_dir(), url, settings).as_json()
 
     @task(outlets=[staged_batches])
-    def publish(result: dict) -> list[str]:
+    def publish(result: dict, *, outlet_events=None) -> list[str]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not result["loaded"]:
             raise AirflowSkipException("no new batch loaded: nothing to audit")
+        # the audit DAG's run lists the batches it audits (run.json)
+        outlet_events[staged_batches].extra = {
+            "batches": [b for b in result["batches"] if b["status"] != "duplicate"]
+        }
         return result["loaded"]
 
     @task(trigger_rule="all_done", retries=0)

@@ -102,6 +102,9 @@ def test_dag_test_runs_ingest_audit_report(db_url, tmp_path):
         assert (latest / name).is_file(), name
     run = json.loads((latest / "run.json").read_text())
     assert run["cases"]["open"] > 0
+    # the audit knows what the ingest loaded
+    [batch] = [b for b in run["batches"] if b["status"] == "loaded"]
+    assert batch["batch_id"] == "synthetic-s8-n120" and batch["rows_in"] == run["rows_in"] > 0
 
 
 @pytest.mark.db

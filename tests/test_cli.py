@@ -67,9 +67,25 @@ def test_rejected_batch_exits_3_with_one_sentence(db_url, tmp_path):
         "value looks like an e-mail address (de-identification guard)"
     ]
     assert "Traceback" not in proc.stderr and "jane@example.org" not in proc.stderr
-    run = json.loads((tmp_path / "o" / "latest" / "run.json").read_text())
-    assert run["counts"] == {"loaded": 0, "duplicate": 0, "rejected": 1}
-    assert "jane@example.org" not in json.dumps(run)
+    # nothing new loaded, everything rejected: no audit, no report, no success line
+    assert proc.stdout.strip() == (
+        "nothing loaded: 1 batch(es) rejected; no audit run and no report written"
+    )
+    assert not (tmp_path / "o" / "latest").exists()
+
+
+@pytest.mark.db
+def test_a_folder_that_is_not_a_batch_is_named(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    (tmp_path / "docs").mkdir()
+    code = main(["--quiet", "run", str(tmp_path / "docs"), "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert captured.err.strip() == (
+        f"rxaudit: batch folder {tmp_path / 'docs'} rejected: manifest.json: no manifest.json:"
+        " the batch is incomplete (the producer writes it last)"
+    )
+    assert captured.out.startswith("nothing loaded")
 
 
 @pytest.mark.db
@@ -152,8 +168,12 @@ def test_read_only_commands_create_nothing(tmp_path, monkeypatch, capsys, server
     try:
         url = psycopg.conninfo.make_conninfo(db.to_libpq(server_url), dbname=name)
         monkeypatch.setenv("DATABASE_URL", url)
-        for argv in (["cases"], ["batches"], ["batch", "show", "b-1"],
-                     ["review", "C1", "--status", "confirmed", "--note", "n", "--reviewer", "r"]):
+        for argv in (
+            ["cases"],
+            ["batches"],
+            ["batch", "show", "b-1"],
+            ["review", "C1", "--status", "confirmed", "--note", "n", "--reviewer", "r"],
+        ):
             assert main(["--quiet", *argv]) == 4, argv
             assert "no rxaudit database at" in capsys.readouterr().err
         with psycopg.connect(url) as conn:

@@ -71,6 +71,7 @@ def test_two_loads_at_once_run_one_after_the_other(db_url, tmp_path):
                 str(tmp_path / name),
                 "--out",
                 str(tmp_path / f"out-{name}"),
+                "--allow-replace",  # two cohorts under the same ids: a deliberate replacement
             ],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -44,3 +44,5 @@ create unique index assessments_key_idx on core.assessments (assessment_id, sour
 alter table audit.batches add column replacements jsonb not null default '[]';
 -- Whether an operator let a mass replacement through (--allow-replace).
 alter table audit.batches add column replace_allowed boolean not null default false;
+-- The cases the audit after the batch resolved whose patients it touched.
+alter table audit.batches add column cases_resolved integer;
