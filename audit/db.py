@@ -244,7 +244,6 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
         with conn.transaction():
             for path in code_files():
                 conn.execute(path.read_text())
-            conn.execute("create table if not exists audit.schema_code (sha256 text not null)")
             conn.execute("truncate audit.schema_code")
             conn.execute("insert into audit.schema_code values (%s)", (code_sha256(),))
         conn.commit()
@@ -317,7 +316,13 @@ def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psy
     conn = connect(url)
     try:
         if upgrade_schema and not is_current(conn):
-            upgrade(conn)
+            try:
+                upgrade(conn)
+            except psycopg.errors.InsufficientPrivilege:
+                raise DatabaseUnavailable(
+                    f"the schema at {describe(url or database_url())} needs an upgrade this"
+                    " user may not run: run `rxaudit db upgrade` as the database's owner"
+                ) from None
         yield conn
     finally:
         conn.release()

@@ -46,3 +46,8 @@ alter table audit.batches add column replacements jsonb not null default '[]';
 alter table audit.batches add column replace_allowed boolean not null default false;
 -- The cases the audit after the batch resolved whose patients it touched.
 alter table audit.batches add column cases_resolved integer;
+
+-- The hash of the functions and views an upgrade last re-created (sql/functions,
+-- sql/views): a session whose code differs upgrades them.
+create table audit.schema_code (sha256 text not null);
+alter table audit.schema_code owner to rxaudit_loader;
