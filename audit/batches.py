@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from audit import db
+from audit import cases, db
 from audit.errors import UsageError
 
 LIST_COLUMNS = ("batch_id", "source", "as_of", "status", "rows_in", "quarantined", "added",
@@ -56,17 +56,15 @@ def show(batch_id: str) -> dict:
 
 
 def print_table(rows: list[tuple], out: TextIO) -> None:
-    """Tab-separated, with a header."""
-    out.write("\t".join(LIST_COLUMNS) + "\n")
-    for row in rows:
-        out.write("\t".join(str(v).replace("\t", " ") for v in row) + "\n")
+    """Tab-separated, with a header (values escaped as ``rxaudit cases`` does)."""
+    cases.print_table(rows, out, LIST_COLUMNS)
 
 
 def print_batch(batch: dict, out: TextIO) -> None:
     scalar = [k for k in batch if k not in ("replacements", "quarantine_summary",
                                             "dropped_columns")]  # fmt: skip
     for key in scalar:
-        out.write(f"{key}: {'' if batch[key] is None else batch[key]}\n")
+        out.write(f"{key}: {'' if batch[key] is None else cases.cell(batch[key])}\n")
     out.write("files:\n")
     for r in batch["replacements"]:
         sources = ", ".join(f"{b} ({n})" for b, n in r.get("from", {}).items()) or "-"

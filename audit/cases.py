@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TextIO
 
 from psycopg import sql
@@ -60,8 +61,17 @@ def list_cases(
     return rows, total
 
 
-def print_table(rows: list[tuple], out: TextIO) -> None:
+def cell(value: object) -> str:
+    """A value for a terminal or a sheet: no control character (no escape
+    sequence reaches the terminal, no tab or line break splits the table),
+    and a text a spreadsheet would read as a formula starts with ' (as in the
+    CSV reports)."""
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in str(value))
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def print_table(rows: list[tuple], out: TextIO, columns: tuple[str, ...] = LIST_COLUMNS) -> None:
     """Tab-separated, with a header: easy to read and to paste into a sheet."""
-    out.write("\t".join(LIST_COLUMNS) + "\n")
+    out.write("\t".join(columns) + "\n")
     for row in rows:
-        out.write("\t".join(str(v).replace("\t", " ") for v in row) + "\n")
+        out.write("\t".join(cell(v) for v in row) + "\n")

@@ -189,6 +189,8 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_cases(args: argparse.Namespace) -> int:
     from audit import cases
 
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
     rows, total = cases.list_cases(
         rule=args.rule, site=args.site, status=args.status, review=args.review, limit=args.limit
     )
@@ -208,6 +210,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise RxauditError(f"the demo did not finish: {', '.join(failed) or 'no dashboard'}")
     print(f"demo done: open {dashboard}")
     return 0
+
+
+def psycopg_operational() -> type[Exception]:
+    """psycopg's OperationalError (imported late: the CLI starts fast)."""
+    import psycopg
+
+    return psycopg.OperationalError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,11 +361,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except psycopg_operational() as exc:  # the database went away mid-run
+        if args.debug:
+            traceback.print_exc()
+        print(f"rxaudit: lost the connection to the database ({type(exc).__name__})",
+              file=sys.stderr)  # fmt: skip
+        return 4
     except RxauditError as exc:  # BatchRejected among them
         if args.debug:
             traceback.print_exc()
         print(f"rxaudit: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"rxaudit: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rxaudit: interrupted", file=sys.stderr)
         return 130

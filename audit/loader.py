@@ -342,9 +342,16 @@ class Loader:
             )
             touches_all = False
             stale = []
+            # Safe Harbor is judged at the latest as_of loaded: a batch with an
+            # older as_of stores no birth year that is 90+ at the newest one.
+            previous = conn.execute(
+                "select max(as_of) from audit.batches where status = 'loaded' and batch_no <> %s",
+                (batch_no,),
+            ).fetchone()[0]
+            year = max(manifest.as_of, previous or manifest.as_of).year
             for spec in specs:
                 supersede, insert = checks.merge_statements(
-                    spec, batch_no, manifest.as_of.year, spec.file_name in with_bad_rows
+                    spec, batch_no, year, spec.file_name in with_bad_rows
                 )
                 rows, held = manifest.files[spec.file_name].rows, self._held_rows(spec)
                 large = rows >= REBUILD_MIN_ROWS and rows >= held * REBUILD_FRACTION
@@ -368,9 +375,13 @@ class Loader:
                     "update {} set birth_year = null where case when birth_year ~ {} "
                     "then %s - birth_year::integer >= 90 else false end"
                 ).format(patients, sql.Literal(contract.INT_PATTERN)),
-                (manifest.as_of.year,),
+                (year,),
             )
             age_90_plus = cur.rowcount
+            if previous is not None and manifest.as_of.year > previous.year:
+                # as_of moved to a later year: patients stored earlier who are
+                # now 90+ lose their birth year, in core and in raw
+                age_90_plus += self._reapply_age_90_plus(batch_no, year)
             if touches_all:
                 conn.execute(
                     "update audit.batches set touches_all = true where batch_no = %s", (batch_no,)
@@ -397,6 +408,27 @@ class Loader:
                 batch_no,
             ),
         )
+
+    def _reapply_age_90_plus(self, batch_no: int, year: int) -> int:
+        """Safe Harbor again for every stored row once as_of reaches a later
+        year; the patients changed are recorded as touched by this batch."""
+        conn = self.conn
+        changed = conn.execute(
+            "with aged as (update core.patients set birth_year = null, age_90_plus = true"
+            " where birth_year is not null and %(y)s - birth_year >= 90 and batch_no <> %(b)s"
+            " returning patient_id)"
+            " insert into audit.batch_patients (batch_no, patient_id)"
+            " select distinct %(b)s, patient_id from aged on conflict do nothing",
+            {"y": year, "b": batch_no},
+        ).rowcount
+        conn.execute(
+            sql.SQL(
+                "update raw.patients set birth_year = null where batch_no <> %s and"
+                " case when birth_year ~ {} then %s - birth_year::integer >= 90 else false end"
+            ).format(sql.Literal(contract.INT_PATTERN)),
+            (batch_no, year),
+        )
+        return changed
 
     def _guard_replacements(
         self, specs, batch_no: int, with_bad_rows: set[str], bound: dict, result: BatchResult

@@ -70,7 +70,13 @@ def _parse_timestamp(value: object, field: str) -> dt.datetime | None:
         ts = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _reject(f"'{field}' must be an ISO 8601 timestamp", column=field) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+    if ts.tzinfo is None:
+        # without a zone the moment is unknown, and so is the batch's order
+        raise _reject(
+            f"'{field}' must give its time zone (e.g. 2026-11-01T02:00:00Z or +01:00)",
+            column=field,
+        )
+    return ts
 
 
 def parse_manifest(data: bytes) -> Manifest:

@@ -51,14 +51,21 @@ class InboxResult:
                 "batches": self.batches}  # fmt: skip
 
 
-def _created_at(folder: Path) -> str:
-    """The manifest's created_at for ordering; unreadable manifests sort first."""
+def _created_at(folder: Path) -> dt.datetime:
+    """The manifest's created_at, as a moment (time zones and fractions of a
+    second compared as times, not as text), for ordering; a manifest that
+    cannot be read or gives no valid created_at sorts first (it is rejected
+    when loaded, with its reason)."""
+    first = dt.datetime.min.replace(tzinfo=dt.UTC)
     try:
         doc = json.loads((folder / MANIFEST).read_bytes()[: 1 << 20])
         value = doc.get("created_at") if isinstance(doc, dict) else None
-        return value if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return first
+        ts = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return ts if ts.tzinfo else first
     except (OSError, ValueError):
-        return ""
+        return first
 
 
 def pending_batches(inbox: Path) -> tuple[list[Path], list[Path]]:

@@ -240,6 +240,15 @@ def validate(content: dict, source: str) -> None:
             raise _fail(source, key, "unknown key")
     if not isinstance(content.get("version"), str) or not content["version"].strip():
         raise _fail(source, "version", "required: a text naming this policy's version")
+    if not _VERSION.fullmatch(content["version"]):
+        raise _fail(source, "version", "1-40 letters, digits, dots, dashes or underscores,"
+                    " starting with a letter or digit")  # fmt: skip
+    if "title" in content and (
+        not isinstance(content["title"], str)
+        or len(content["title"]) > 200
+        or any(ord(ch) < 32 for ch in content["title"])
+    ):
+        raise _fail(source, "title", "a short line of text")
     for section, keys in SCHEMA.items():
         table = content.get(section)
         if not isinstance(table, dict):
@@ -277,13 +286,30 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+#: A policy file is a few kilobytes; anything this large is not one.
+MAX_POLICY_BYTES = 256 * 1024
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
+
 def _read(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.is_file():
+            if path.exists():
+                raise PolicyError(f"policy file {path} is not a regular file")
+            raise FileNotFoundError(path)
+        with path.open("rb") as fh:
+            data = fh.read(MAX_POLICY_BYTES + 1)
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyError(f"policy file {path} is larger than {MAX_POLICY_BYTES} bytes")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise PolicyError(f"policy file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"policy file {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise PolicyError(f"policy file {path}: nested too deeply to be a policy") from None
+    except OSError as exc:
+        raise PolicyError(f"policy file {path} cannot be read ({exc.strerror})") from None
 
 
 def _bundled(name: str, source: str) -> Path:

@@ -1,0 +1,122 @@
+"""Findings of an attack on the product, each at its cause: time zones in
+created_at, policy files, terminal output, Safe Harbor as as_of moves."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit import orchestrate, policy
+from audit.cases import cell, print_table
+from audit.cli import main
+from audit.errors import BatchRejected
+from audit.loader import LoadSettings, ingest
+from audit.manifest import parse_manifest
+from audit.policy import PolicyError
+from tests.batches import base_tables, make_batch
+
+
+def _manifest(created_at: str) -> bytes:
+    return json.dumps({
+        "batch_id": "b", "schema_version": "1.1", "as_of": "2025-12-31",
+        "created_at": created_at,
+        "files": {name: {"sha256": "0" * 64, "rows": 0} for name in
+                  ("patients.csv", "diagnoses.csv", "prescriptions.csv", "therapy_sessions.csv")},
+    }).encode()  # fmt: skip
+
+
+@pytest.mark.unit
+def test_created_at_without_a_time_zone_is_refused():
+    with pytest.raises(BatchRejected) as err:
+        parse_manifest(_manifest("2026-11-01T02:00:00"))
+    assert "'created_at' must give its time zone" in str(err.value)
+    assert parse_manifest(_manifest("2026-11-01T02:00:00.123456+01:00")).created_at is not None
+
+
+@pytest.mark.unit
+def test_inbox_orders_by_the_moment_not_the_text(tmp_path):
+    # 23:00 at UTC-5 is 04:00Z the next day: after 03:00Z, though it sorts first as text
+    for name, created in (("a-east", "2026-10-31T23:00:00-05:00"),
+                          ("b-utc", "2026-11-01T03:00:00Z"),
+                          ("c-frac", "2026-11-01T03:00:00.5Z")):  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(
+            json.dumps({"created_at": created, "batch_id": name})
+        )
+    complete, _ = orchestrate.pending_batches(tmp_path)
+    assert [p.name for p in complete] == ["b-utc", "c-frac", "a-east"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("version = \"=cmd|' /C calc'!A0\"\n", "version: 1-40 letters"),
+        ('version = "x"\ntitle = "a\\u001b[31mred"\n', "title: a short line of text"),
+        ('version = "x"\nfoo = ' + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+    ],
+)
+def test_policy_files_are_constrained(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as err:
+        policy.load(path)
+    assert message in str(err.value)
+
+
+@pytest.mark.unit
+def test_a_policy_that_is_not_a_small_file_is_refused(tmp_path):
+    with pytest.raises(PolicyError) as err:
+        policy.load("/dev/zero")
+    assert "not a regular file" in str(err.value)
+    big = tmp_path / "big.toml"
+    big.write_text('version = "x"\n' + "# padding\n" * 40_000)
+    with pytest.raises(PolicyError) as err:
+        policy.load(big)
+    assert "larger than" in str(err.value)
+
+
+@pytest.mark.unit
+def test_cases_limit_must_be_positive(capsys):
+    assert main(["--quiet", "cases", "--limit", "-1"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+@given(st.text(max_size=40))
+def test_terminal_cells_hold_no_control_character_and_no_formula(value):
+    out = cell(value)
+    assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in out)
+    assert out[:1] not in ("=", "+", "-", "@")
+    buf = io.StringIO()
+    print_table([(value, "x")], buf, ("a", "b"))
+    assert buf.getvalue().count("\n") == 2 and buf.getvalue().splitlines()[1].count("\t") == 1
+
+
+@pytest.mark.db
+def test_age_90_plus_is_re_applied_when_as_of_moves_to_a_later_year(conn, tmp_path):
+    tables = base_tables()
+    tables["patients"][0]["birth_year"] = 1936  # 89 at 2025-12-31, 90 at 2026-06-30
+    ingest(conn, make_batch(tmp_path, "b-1", tables=tables), LoadSettings(validate_with_gx=False))
+    assert conn.execute(
+        "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
+    ).fetchone() == (1936, False)
+    later = {"patients": [], "diagnoses": [], "prescriptions": [], "therapy_sessions": []}
+    ingest(conn, make_batch(tmp_path, "b-2", tables=later, as_of="2026-06-30"),
+           LoadSettings(validate_with_gx=False))  # fmt: skip
+    assert conn.execute(
+        "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
+    ).fetchone() == (None, True)
+    assert (
+        conn.execute("select count(*) from raw.patients where birth_year = '1936'").fetchone()[0]
+        == 0
+    )
+    touched = conn.execute(
+        "select count(*) from audit.batch_patients as p join audit.batches as b"
+        " using (batch_no) where b.batch_id = 'b-2' and p.patient_id = 'p1'"
+    ).fetchone()[0]
+    assert touched == 1
