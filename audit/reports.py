@@ -198,6 +198,18 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         f"<p>Therapy sessions of modality UNKNOWN (counted neither as trauma-focused nor "
         f"as non-trauma-focused): <b>{unknown:,}</b>.</p>"
     )
+    normalised = (
+        conn.execute(
+            "select count(distinct drug_name) from core.drug_name_map"
+            " where drug_name <> audit.clean_name(drug_name)"
+        ).fetchone()[0]
+        if conn.execute("select to_regclass('core.drug_name_map') is not null").fetchone()[0]
+        else 0
+    )
+    out.append(
+        f"<p>Drug names recognised only after Unicode normalisation (NFKC, hidden format"
+        f" characters such as zero-width spaces removed): <b>{normalised:,}</b>.</p>"
+    )
     out.append("<h2>Days supply disagrees with the dose</h2>")
     if mismatches:
         out.append(
