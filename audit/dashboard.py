@@ -102,7 +102,16 @@ def _feed_cases(conn: psycopg.Connection, run_id: str, packer: _Packer) -> None:
                 packer.feed(']},"lookups":' + value)
 
 
-def _quality(conn: psycopg.Connection) -> dict:
+def _quality(conn: psycopg.Connection, shared: bool = False) -> dict:
+    """The batches behind the run; a shared file carries no batch-level count
+    (a batch of 3 rows is a small count) and no rejection reason."""
+    if shared:
+        cur = conn.execute(
+            "select b.batch_id, b.status, to_char(b.as_of, 'YYYY-MM-DD') as as_of,"
+            " null::bigint as rows_in, null::bigint as rows_quarantined, null::text as reason,"
+            " null::boolean as gx_success from audit.batches b order by b.batch_no"
+        )
+        return _columns(cur)
     cur = conn.execute(
         "select b.batch_id, b.status, to_char(b.as_of, 'YYYY-MM-DD') as as_of, b.rows_in,"
         " b.rows_quarantined, b.reason,"
@@ -123,12 +132,15 @@ def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) 
             "as_of": summary.get("as_of"),
             "policy": summary.get("policy", {}),
             "shared": shared,
-            "counts": {k: v for k, v in summary.get("cases", {}).items() if k != "by_rule"},
+            # case totals cross every suppressed cell: never in a shared file
+            "counts": {}
+            if shared
+            else {k: v for k, v in summary.get("cases", {}).items() if k != "by_rule"},
             "epoch": EPOCH.isoformat(),
         },
         "rules": [{"id": r[0], "title": r[1], "severity": r[2], "guideline": r[3]} for r in rules],
         "measures": _measures(conn, run_id, shared),
-        "quality": _quality(conn),
+        "quality": _quality(conn, shared),
     }
     return doc
 

@@ -48,6 +48,10 @@ class Manifest:
         return self.raw
 
 
+#: Days an as_of may lie after today or after created_at (time zones).
+AS_OF_TOLERANCE_DAYS = 1
+
+
 def _reject(reason: str, line: int | None = None, column: str | None = None) -> BatchRejected:
     return BatchRejected(reason, file=MANIFEST, line=line, column=column)
 
@@ -108,6 +112,15 @@ def parse_manifest(data: bytes) -> Manifest:
         raise _reject("'source' must be a short text", column="source")
     as_of = _parse_date(doc.get("as_of"), "as_of")
     created_at = _parse_timestamp(doc.get("created_at"), "created_at")
+    # A future as_of would move every later audit (loaded batches are
+    # immutable): refuse one after today or after the batch was made (one day
+    # of tolerance for time zones).
+    tolerance = dt.timedelta(days=AS_OF_TOLERANCE_DAYS)
+    if as_of > dt.datetime.now(dt.UTC).date() + tolerance:
+        raise _reject("'as_of' is in the future", column="as_of")
+    if created_at is not None and as_of > created_at.astimezone(dt.UTC).date() + tolerance:
+        raise _reject("'as_of' is after 'created_at' (an extract cannot be complete"
+                      " through a date after it was made)", column="as_of")  # fmt: skip
     history_from = None
     if doc.get("history_from") is not None:
         history_from = _parse_date(doc["history_from"], "history_from")

@@ -87,7 +87,9 @@ def suppress_rows(rows: list[dict], shared_denominators: dict | None = None) -> 
     primary = {
         k
         for k, r in by_cell.items()
-        if is_small(r["numerator"]) or is_small(r["denominator"] - r["numerator"])
+        # a small count, or a small complement: 12 of 12 says every patient has it
+        if is_small(r["numerator"])
+        or (r["numerator"] > 0 and 0 <= r["denominator"] - r["numerator"] <= SMALL_MAX)
     }
     num_hidden = complementary(num, lines, primary)
 

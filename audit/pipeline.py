@@ -43,7 +43,7 @@ def point_latest(out: Path, run_dir: Path) -> None:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
 

@@ -10,6 +10,8 @@ with a single quote.
 from __future__ import annotations
 
 import html
+import os
+import secrets
 from pathlib import Path
 
 import psycopg
@@ -57,7 +59,8 @@ def _select_list(columns: tuple[str, ...], alias: str = "t") -> sql.Composable:
 def copy_csv(conn: psycopg.Connection, query: sql.Composable, params: tuple, path: Path) -> int:
     """Stream a query's rows into a CSV file with a header; return the bytes written."""
     stmt = sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # one temporary name per writer: two runs reporting at once never share it
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     size = 0
     with conn.cursor() as cur, tmp.open("wb") as fh:
         with cur.copy(stmt, params) as copy:
@@ -194,6 +197,18 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     out.append(
         f"<p>Therapy sessions of modality UNKNOWN (counted neither as trauma-focused nor "
         f"as non-trauma-focused): <b>{unknown:,}</b>.</p>"
+    )
+    normalised = (
+        conn.execute(
+            "select count(distinct drug_name) from core.drug_name_map"
+            " where drug_name <> audit.clean_name(drug_name)"
+        ).fetchone()[0]
+        if conn.execute("select to_regclass('core.drug_name_map') is not null").fetchone()[0]
+        else 0
+    )
+    out.append(
+        f"<p>Drug names recognised only after Unicode normalisation (NFKC, hidden format"
+        f" characters such as zero-width spaces removed): <b>{normalised:,}</b>.</p>"
     )
     out.append("<h2>Days supply disagrees with the dose</h2>")
     if mismatches:

@@ -112,4 +112,9 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
     payload = gzip.decompress(base64.b64decode(packed)).decode()
     assert "pt-0" not in payload and "pt-0" not in html
     assert "dr-" not in payload
-    assert json.loads(payload)["meta"]["shared"] is True
+    doc = json.loads(payload)
+    assert doc["meta"]["shared"] is True
+    # no unsuppressed total crossing the suppressed cells, no batch-level count
+    assert doc["meta"]["counts"] == {}
+    assert set(doc["quality"]["rows_in"]) == {None}
+    assert set(doc["quality"]["rows_quarantined"]) == {None}

@@ -106,7 +106,8 @@ def test_age_90_plus_is_re_applied_when_as_of_moves_to_a_later_year(conn, tmp_pa
         "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
     ).fetchone() == (1936, False)
     later = {"patients": [], "diagnoses": [], "prescriptions": [], "therapy_sessions": []}
-    ingest(conn, make_batch(tmp_path, "b-2", tables=later, as_of="2026-06-30"),
+    ingest(conn, make_batch(tmp_path, "b-2", tables=later, as_of="2026-06-30",
+                            created_at="2026-07-01T02:00:00Z"),
            LoadSettings(validate_with_gx=False))  # fmt: skip
     assert conn.execute(
         "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
@@ -120,3 +121,18 @@ def test_age_90_plus_is_re_applied_when_as_of_moves_to_a_later_year(conn, tmp_pa
         " using (batch_no) where b.batch_id = 'b-2' and p.patient_id = 'p1'"
     ).fetchone()[0]
     assert touched == 1
+
+
+@pytest.mark.unit
+def test_a_future_as_of_is_refused():
+    doc = json.loads(_manifest("2026-01-01T02:00:00Z"))
+    doc["as_of"] = "2099-12-31"
+    with pytest.raises(BatchRejected) as err:
+        parse_manifest(json.dumps(doc).encode())
+    assert "'as_of' is in the future" in str(err.value)
+    doc["as_of"] = "2026-01-03"  # two days after the batch was made
+    with pytest.raises(BatchRejected) as err:
+        parse_manifest(json.dumps(doc).encode())
+    assert "'as_of' is after 'created_at'" in str(err.value)
+    doc["as_of"] = "2026-01-02"  # a day of tolerance (time zones)
+    assert parse_manifest(json.dumps(doc).encode()).as_of.isoformat() == "2026-01-02"

@@ -122,3 +122,11 @@ def test_zero_cells_are_published():
     out = {r["site_id"]: r for r in suppress_rows(rows)}
     assert out["A"]["numerator"] == 0 and out["A"]["rate"] == 0
     assert not any(r["suppressed"] for r in out.values())
+
+
+def test_every_patient_having_the_finding_is_suppressed():
+    # 12 of 12: no small count, but it says every patient of the site has it
+    rows = [_row("A", 12, 12), _row("B", 40, 300), _row("C", 50, 400), _row("ALL", 102, 712)]
+    out = {r["site_id"]: r for r in suppress_rows(rows)}
+    assert out["A"]["numerator"] is None and out["A"]["rate"] is None
+    assert sum(r["numerator"] is None for r in out.values()) >= 2  # and a complement

@@ -279,8 +279,9 @@ function drawQuality(d) {
     tr.appendChild(text("td", q.batch_id[i]));
     tr.appendChild(text("td", q.as_of[i]));
     tr.appendChild(text("td", q.status[i], q.status[i] === "loaded" ? "ok" : "bad"));
-    tr.appendChild(text("td", Number(q.rows_in[i]).toLocaleString(), "n"));
-    tr.appendChild(text("td", Number(q.rows_quarantined[i]).toLocaleString(), "n"));
+    const count = (v) => (v === null ? "not shared" : Number(v).toLocaleString());
+    tr.appendChild(text("td", count(q.rows_in[i]), "n"));
+    tr.appendChild(text("td", count(q.rows_quarantined[i]), "n"));
     tr.appendChild(text("td", q.gx_success[i] === null ? "—" : q.gx_success[i]
       ? "all expectations met" : "some expectations failed", q.gx_success[i] === false ? "bad" : ""));
     body.appendChild(tr);

@@ -13,9 +13,12 @@ with names as (
     where %(incremental)s::boolean
 )
 
+-- Names are matched after NFKC normalisation with format characters (zero
+-- width spaces and joiners, soft hyphens, byte-order marks) removed, so that
+-- "alpra\u200bzolam" or a full-width "ｘａｎａｘ" is not hidden from the rules.
 select distinct
     n.drug_name,
     dn.ingredient
 from names as n
 inner join core.policy_drug_names as dn
-    on n.drug_name ~* dn.pattern
+    on audit.clean_name(n.drug_name) ~* dn.pattern

@@ -57,3 +57,13 @@ language sql immutable parallel safe as $$
   select coalesce(
     (select m.n from unnest(modalities, counts) as m(k, n) where m.k = modality), default_min)
 $$;
+
+-- A drug name as the name map matches it: NFKC, with format characters
+-- (Unicode category Cf: zero-width spaces and joiners, soft hyphen, BOM)
+-- removed.
+create or replace function audit.clean_name(name text) returns text
+language sql immutable parallel safe as $$
+  select normalize(regexp_replace(name,
+    '[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]', '', 'g'),
+    NFKC)
+$$;
