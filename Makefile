@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q
 STAMP := $(VENV)/.installed
-LINT_DIRS := $(wildcard audit tests benchmarks dags)
+LINT_DIRS := $(wildcard audit tests benchmarks dags scripts)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-fast lint format lock clean wheel-check

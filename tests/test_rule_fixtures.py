@@ -37,3 +37,14 @@ def test_rule_folder_is_complete(rule):
     page = (rule.folder / "README.md").read_text()
     for name in re.findall(r"`tests/([\w.-]+\.yaml)`", page):
         assert (rule.folder / "tests" / name).is_file(), f"the page quotes a missing fixture {name}"
+
+
+@pytest.mark.unit
+def test_rule_pages_are_generated_from_the_folders():
+    import runpy
+
+    from audit.db import PROJECT_ROOT
+
+    pages = runpy.run_path(str(PROJECT_ROOT / "scripts" / "rule_pages.py"))["render"]()
+    stale = [str(p) for p, text in pages.items() if not p.is_file() or p.read_text() != text]
+    assert stale == [], "run python scripts/rule_pages.py"
