@@ -128,6 +128,11 @@ def value_kind(value: str) -> str | None:
     return None
 
 
+#: More columns than any file of the format could sensibly carry (its own and
+#: a few dropped extras): a header past this is refused before anything else.
+MAX_COLUMNS = 200
+
+
 def check_header(spec: FileSpec, header: list[str], schema_version: str = "1.1") -> list[str]:
     """Check a CSV header; return the columns to drop (outside the contract).
 
@@ -137,6 +142,12 @@ def check_header(spec: FileSpec, header: list[str], schema_version: str = "1.1")
     outside its contract (dropped and reported).
     """
     allowed = spec.column_names_for(schema_version)
+    if len(header) > MAX_COLUMNS:
+        raise BatchRejected(
+            f"header has {len(header):,} columns, more than the {MAX_COLUMNS} a file may have",
+            file=spec.file_name,
+            line=1,
+        )
     seen: set[str] = set()
     for position, name in enumerate(header, start=1):
         if name in seen:

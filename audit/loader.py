@@ -191,7 +191,18 @@ class Loader:
     def ingest(self, batch_dir: Path) -> BatchResult:
         """Load one batch folder. Raises :class:`BatchRejected` on rejection."""
         batch_dir = Path(batch_dir)
-        manifest = read_manifest(batch_dir)
+        try:
+            manifest = read_manifest(batch_dir)
+        except BatchRejected as exc:
+            # a manifest-level rejection is a delivery too: recorded, with its reason
+            exc.in_folder(str(batch_dir))
+            with self.conn.transaction():
+                self.conn.execute(
+                    "insert into audit.deliveries (batch_id, content_sha256, outcome, reason)"
+                    " values (%s, null, 'rejected', %s)",
+                    (exc.batch_id or "(unreadable manifest)", exc.sentence()),
+                )
+            raise
         if self.settings.validate_with_gx:
             from audit import expectations
 
@@ -231,6 +242,21 @@ class Loader:
             result.reason = str(exc)
             self._record_rejection(manifest, result, exc)
             raise
+        except (psycopg.Error, ValueError, OSError, MemoryError, RecursionError) as exc:
+            if self.conn.broken or isinstance(exc, psycopg.errors.QueryCanceled):
+                raise  # the database went away or the load was cancelled: not the batch's fault
+            # Any other fault of this batch (a poison file the checks did not
+            # foresee) rejects it like every other fault: recorded, moved
+            # aside, and the other batches of the run load.
+            log.warning("batch %s could not be loaded (%s)", manifest.batch_id, type(exc).__name__)
+            rejected = BatchRejected(
+                f"could not be loaded ({type(exc).__name__}); nothing of it was kept",
+                batch_id=manifest.batch_id,
+            )
+            result.status = "rejected"
+            result.reason = str(rejected)
+            self._record_rejection(manifest, result, rejected)
+            raise rejected from None
 
     # -- steps ---------------------------------------------------------------
 

@@ -48,6 +48,11 @@ class Manifest:
         return self.raw
 
 
+#: The keys a manifest may hold (extract-format.md); any other key rejects it.
+MANIFEST_KEYS = frozenset(
+    {"batch_id", "schema_version", "source", "as_of", "created_at", "history_from", "files"}
+)
+
 #: Days an as_of may lie after today or after created_at (time zones).
 AS_OF_TOLERANCE_DAYS = 1
 
@@ -97,6 +102,13 @@ def parse_manifest(data: bytes) -> Manifest:
         raise _reject(f"not valid JSON ({exc.msg})", line=exc.lineno) from None
     if not isinstance(doc, dict):
         raise _reject("manifest must be a JSON object")
+    unknown = sorted(k for k in doc if k not in MANIFEST_KEYS)
+    if unknown:
+        # never stored, never echoed: an extra key may hold anything
+        raise _reject(
+            f"{len(unknown)} key(s) outside the extract format (known: "
+            f"{', '.join(sorted(MANIFEST_KEYS))})"
+        )
 
     batch_id = doc.get("batch_id")
     if not isinstance(batch_id, str) or not re.fullmatch(contract.BATCH_ID_PATTERN, batch_id):
@@ -110,6 +122,12 @@ def parse_manifest(data: bytes) -> Manifest:
     source = doc.get("source")
     if source is not None and (not isinstance(source, str) or len(source) > 200):
         raise _reject("'source' must be a short text", column="source")
+    if source is not None:
+        from audit import guard
+
+        kind = guard.value_kind(source)
+        if kind:
+            raise _reject(f"'source' looks like {kind} (de-identification guard)", column="source")
     as_of = _parse_date(doc.get("as_of"), "as_of")
     created_at = _parse_timestamp(doc.get("created_at"), "created_at")
     # A future as_of would move every later audit (loaded batches are
