@@ -8,7 +8,7 @@ from audit import cases, db
 from audit.errors import UsageError
 
 LIST_COLUMNS = ("batch_id", "source", "as_of", "status", "rows_in", "quarantined", "added",
-                "replaced", "replaced_from", "received")  # fmt: skip
+                "replaced", "replaced_from", "cases_resolved", "received")  # fmt: skip
 
 
 def _replaced(replacements: list[dict]) -> tuple[int, int, str]:
@@ -26,14 +26,15 @@ def list_batches() -> list[tuple]:
     with db.read_session() as conn:
         rows = conn.execute(
             "select batch_id, coalesce(source, ''), as_of::text, status, rows_in,"
-            " rows_quarantined, replacements, to_char(received_at, 'YYYY-MM-DD HH24:MI')"
+            " rows_quarantined, replacements, coalesce(cases_resolved::text, ''),"
+            " to_char(received_at, 'YYYY-MM-DD HH24:MI')"
             " from audit.batches order by batch_no"
         ).fetchall()
     out = []
-    for batch_id, source, as_of, status, rows_in, bad, repl, received in rows:
+    for batch_id, source, as_of, status, rows_in, bad, repl, resolved, received in rows:
         added, replaced, sources = _replaced(repl)
         out.append((batch_id, source, as_of, status, rows_in, bad, added, replaced, sources,
-                    received))  # fmt: skip
+                    resolved, received))  # fmt: skip
     return out
 
 

@@ -205,3 +205,29 @@ def test_usage_errors_exit_2(capsys):
 def test_db_upgrade_is_idempotent(db_url, capsys):
     assert main(["db", "upgrade"]) == 0
     assert "0 migration(s) applied, schema current" in capsys.readouterr().out
+
+
+@pytest.mark.db
+def test_batches_and_batch_show_give_the_replacement_log(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    first = make_batch(tmp_path, "b-001", tables=base_tables(n_rx=2))
+    fix = base_tables(n_rx=1)
+    fix["prescriptions"][0]["days_supply"] = 90
+    second = make_batch(tmp_path, "b-002", tables=fix, created_at="2026-01-02T02:00:00Z")
+    assert main(["--quiet", "run", str(first), "--out", str(tmp_path / "o")]) == 0
+    assert main(["--quiet", "run", str(second), "--out", str(tmp_path / "o")]) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "batches"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:-1]]
+    assert [r["batch_id"] for r in rows] == ["b-001", "b-002"]
+    # every file of b-002 re-sends records of b-001 (patients, one fill, ...)
+    assert int(rows[1]["replaced"]) >= 2
+    assert rows[1]["replaced_from"] == f"b-001 ({rows[1]['replaced']})"
+    assert rows[1]["cases_resolved"] == "0"
+    assert lines[-1] == "2 batch(es)"
+    assert main(["--quiet", "batch", "show", "b-002"]) == 0
+    out = capsys.readouterr().out
+    assert "prescriptions.csv: 0 added, 1 replaced (from b-001 (1))" in out
+    assert main(["--quiet", "batch", "show", "nope"]) == 2

@@ -7,6 +7,9 @@ const DAY_MS = 86400000;
 const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 // Rules whose every case is info are listed and reviewable, never counted in rates.
 const counted = (d) => d.rules.filter((r) => r.severity !== "info");
+// Plotly renders a subset of HTML in labels (links among it): a label from the
+// data is shown as text, never as markup.
+const plain = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const KIND_NAMES = ["fill", "session", "event", "diagnosis", "assessment"];
 
 const state = { data: null, rule: "", quarter: "", filtered: [] };
@@ -230,7 +233,7 @@ function openCase(d, i) {
   const ev = c.evidence[i] || [], bars = { y: [], base: [], x: [], text: [] };
   const points = {};
   for (let k = 0; k < ev.length; k += 4) {
-    const kind = ev[k], start = ev[k + 1], end = ev[k + 2], label = L.label[ev[k + 3]];
+    const kind = ev[k], start = ev[k + 1], end = ev[k + 2], label = plain(L.label[ev[k + 3]]);
     if (kind === 0) {
       bars.y.push(label); bars.base.push(isoDay(start));
       bars.x.push((end - start + 1) * DAY_MS);
