@@ -147,15 +147,19 @@ def _rules() -> tuple[Rule, ...]:
 
 
 @lru_cache(maxsize=1)
+def _storage() -> dict:
+    return tomllib.loads(CATALOGUE.read_text())
+
+
+@lru_cache(maxsize=1)
 def catalogue() -> tuple[tuple[Model, ...], tuple[Rule, ...]]:
     """The derived models (in build order) and the rules (in report order)."""
-    doc = tomllib.loads(CATALOGUE.read_text())
-    return _models(doc), _rules()
+    return _models(_storage()), _rules()
 
 
 @lru_cache(maxsize=1)
 def post_rule_models() -> tuple[Model, ...]:
-    declared = _declared(tomllib.loads(CATALOGUE.read_text()))
+    declared = _declared(_storage())
     return tuple(declared[n] for n in POST_RULE_MODELS)
 
 

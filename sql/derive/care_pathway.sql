@@ -76,20 +76,7 @@ ssri_no_response as (
 
 nightmares as (
     select patient_id, min(found_on) as found_on
-    from (
-        select e.patient_id, e.event_date as found_on
-        from core.clinical_events as e
-        inner join core.ptsd_cohort as c on c.patient_id = e.patient_id
-        where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
-        union all
-        select d.patient_id, d.diagnosed_on
-        from core.diagnoses as d
-        inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
-        where d.is_current
-          and d.code_system = 'ICD10CM'
-          and audit.icd(d.code) = any(%(nightmare_icd10cm)s::text[])
-          and d.diagnosed_on <= %(as_of)s::date
-    ) as n
+    from core.nightmare_findings
     group by patient_id
 ),
 

@@ -51,14 +51,8 @@ judged as (
            and d.diagnosed_on <= t.trial_end
            and audit.has_prefix(audit.icd(d.code), %(bp_icd10cm_prefixes)s::text[])) as bp_evidence,
         exists (
-            select 1 from core.clinical_events as e
-            where e.is_current and e.patient_id = t.patient_id and e.event_type = 'NIGHTMARES'
-              and e.event_date <= t.trial_end
-            union all
-            select 1 from core.diagnoses as d
-            where d.is_current and d.patient_id = t.patient_id and d.code_system = 'ICD10CM'
-              and audit.icd(d.code) = any(%(nightmare_icd10cm)s::text[])
-              and d.diagnosed_on <= t.trial_end
+            select 1 from core.nightmare_findings as n
+            where n.patient_id = t.patient_id and n.found_on <= t.trial_end
         ) as nightmares,
         h.hospice_on <= t.case_date as hospice
     from trials as t

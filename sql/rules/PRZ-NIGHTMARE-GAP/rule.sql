@@ -4,28 +4,13 @@
 -- a past trial counts), no IRT session dated [N - nightmare_irt_lookback_days,
 -- N + window], and as_of at least window days after N. Excluded: hospice on or
 -- before the case date. Case key: patient; case_date: N + window.
-with findings as (
-    select e.patient_id, e.event_date as found_on, 'clinical_events:' || e.event_id as source
-    from core.clinical_events as e
-    inner join core.ptsd_cohort as c on c.patient_id = e.patient_id
-    where e.is_current and e.event_type = 'NIGHTMARES' and e.event_date <= %(as_of)s::date
-    union all
-    select d.patient_id, d.diagnosed_on, 'diagnoses:' || d.diagnosis_id
-    from core.diagnoses as d
-    inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
-    where d.is_current
-      and d.code_system = 'ICD10CM'
-      and audit.icd(d.code) = any(%(nightmare_icd10cm)s::text[])
-      and d.diagnosed_on <= %(as_of)s::date
-),
-
-first_finding as (
+with first_finding as (
     select distinct on (f.patient_id)
         f.patient_id,
         f.found_on,
         f.source,
         c.home_site_id
-    from findings as f
+    from core.nightmare_findings as f
     inner join core.ptsd_cohort as c on c.patient_id = f.patient_id
     where f.found_on >= c.index_date
     order by f.patient_id, f.found_on, f.source
