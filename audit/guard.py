@@ -18,6 +18,7 @@ value.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from audit.contract import FileSpec
 from audit.errors import BatchRejected
@@ -64,18 +65,139 @@ _IDENTIFIER_TOKENS = {
     "website": "a URL",
     "ip": "an IP address",
     "ipaddress": "an IP address",
+    "social": "a social security number",
+    "sin": "a social security number",
+    "nino": "a social security number",
+    "nhs": "a health service number",
+    "nhsnumber": "a health service number",
+    "passport": "a passport number",
+    "licence": "a licence number",
+    "license": "a licence number",
+    "beneficiary": "a health plan number",
+    "insurance": "a health plan number",
+    "medicaid": "a health plan number",
+    "medicare": "a health plan number",
+    "account": "an account number",
+    "tel": "a phone number",
+    "cellphone": "a phone number",
+    "contact": "contact details",
+    "fname": "a name",
+    "lname": "a name",
+    "mname": "a name",
+    "nickname": "a name",
+    "initials": "a name",
+    "alias": "a name",
+    "given": "a name",
+    "postal": "a ZIP code",
+    "county": "an address",
+    "birthplace": "an address",
+    "birth": "a date of birth",
+    "deathdate": "a date of death",
+    "dod": "a date of death",
+    "serial": "a device serial number",
+    "photo": "a photograph",
+    "fingerprint": "a biometric identifier",
+    "biometric": "a biometric identifier",
 }
 
-# (kind, PostgreSQL regular expression). Applied case-insensitively (~*).
-VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("an SSN", r"(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}([^0-9]|$)"),
-    ("an e-mail address", r"[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"),
+# Long tokens recognised anywhere inside a name written without separators
+# ("patientsurname", "homephonenumber").
+_IDENTIFIER_SUBSTRINGS = {
+    token: kind
+    for token, kind in _IDENTIFIER_TOKENS.items()
+    if len(token) >= 5 and token not in ("names", "given", "alias", "postal", "serial", "birth")
+}
+
+# ---------------------------------------------------------------------------
+# Normalisation before matching. A value is matched after NFKC (full-width and
+# mathematical digits and letters, the full-width "@", non-breaking and thin
+# spaces), with every other Unicode decimal digit mapped to its ASCII digit,
+# every dash to "-", every space or line separator to " " and every format
+# character (zero-width spaces and joiners, soft hyphen, BOM) removed. The
+# same mapping is applied in SQL (``normalise_sql``) with ``translate``, only
+# to values holding a character outside ASCII.
+
+_EXTRA_DASHES = "\u02d7\u2043\u2212\u2796\ufe63\uff0d"
+
+
+def _normalise_table() -> tuple[str, str, str]:
+    digits, dashes, spaces, drop = [], [], [], []
+    for code in range(0x80, 0x110000):
+        ch = chr(code)
+        cat = unicodedata.category(ch)
+        if cat == "Nd":
+            digits.append(ch)
+        elif cat == "Pd" or ch in _EXTRA_DASHES:
+            dashes.append(ch)
+        elif cat in ("Zs", "Zl", "Zp"):
+            spaces.append(ch)
+        elif cat == "Cf":
+            drop.append(ch)
+    src = "".join(digits) + "".join(dashes) + "".join(spaces) + "\t\n\r\x0b\x0c"
+    dst = (
+        "".join(str(unicodedata.decimal(ch)) for ch in digits)
+        + "-" * len(dashes)
+        + " " * (len(spaces) + 5)
+    )
+    return src, dst, "".join(drop)
+
+
+NORMALISE_FROM, NORMALISE_TO, NORMALISE_DROP = _normalise_table()
+_TRANSLATION = str.maketrans(NORMALISE_FROM, NORMALISE_TO, NORMALISE_DROP)
+
+
+def normalise(value: str) -> str:
+    """A value as the patterns see it (the Python twin of ``normalise_sql``)."""
+    return unicodedata.normalize("NFKC", value).translate(_TRANSLATION)
+
+
+# Separators between digit groups: one of - . _ / or a space, with spaces around.
+_S = r" ?[-._/ ] ?"
+_NOT_ALNUM_BEFORE = r"(^|[^a-z0-9])"
+_NOT_ALNUM_AFTER = r"([^a-z0-9]|$)"
+
+#: (kind, PostgreSQL and Python regular expression, applies to code columns),
+#: matched case-insensitively against the normalised value. Code columns
+#: (``code``, ``drug_code``, ``cpt_code``) hold NDC, SNOMED and other codes of
+#: 9 to 11 bare digits, so the bare-digit forms do not apply to them.
+VALUE_PATTERNS: tuple[tuple[str, str, bool], ...] = (
+    # 123-45-6789, 123.45.6789, 123 45 6789, 123_45_6789, 123 - 45 - 6789
+    ("an SSN", rf"(^|[^0-9])[0-9]{{3}}{_S}[0-9]{{2}}{_S}[0-9]{{4}}([^0-9]|$)", True),
+    # a bare 9-digit number standing alone
+    ("an SSN", rf"{_NOT_ALNUM_BEFORE}[0-9]{{9}}{_NOT_ALNUM_AFTER}", False),
+    # SSN 123456789, social security no. 1234
+    ("an SSN", r"(^|[^a-z])(ssn|social security( number| no)?)[ #:._-]*[0-9]", True),
+    # any local part and domain, Unicode included
+    ("an e-mail address", r"[^ @]+@[^ @]+\.[^ @.]{2,}", True),
+    # (555) 123-4567, 555.123.4567, +1 555 123 4567
     (
         "a phone number",
-        r"(^|[^0-9])(\+?1[ .-]?)?(\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}([^0-9]|$)",
+        rf"(^|[^0-9])(\+?1{_S})?(\([0-9]{{3}}\) ?|[0-9]{{3}}{_S})[0-9]{{3}}{_S}[0-9]{{4}}([^0-9]|$)",
+        True,
     ),
-    ("a URL", r"((https?|ftp)://|www\.[a-z0-9-]+\.[a-z])"),
+    # a bare 10-digit number, or 11 starting with 1, standing alone
+    ("a phone number", rf"{_NOT_ALNUM_BEFORE}\+?1?[0-9]{{10}}{_NOT_ALNUM_AFTER}", False),
+    # international: + and 8-15 digits with single separators (+44 20 7946 0958)
+    ("a phone number", r"\+[0-9]([-._/ ()]{0,2}[0-9]){7,14}", True),
+    # a scheme (with or without //), www., or a host under a common top-level domain
+    (
+        "a URL",
+        r"(^|[^a-z0-9])(https?|ftps?|sftp|file|javascript|vbscript|mailto|tel|data) ?:"
+        r"|://|www\.[a-z0-9-]+\.[a-z]"
+        r"|[a-z0-9-]\.(com|org|net|gov|edu|mil|info|biz|io)([^a-z0-9]|$)",
+        True,
+    ),
+    ("an IP address", r"(^|[^0-9.])([0-9]{1,3}\.){3}[0-9]{1,3}([^0-9.]|$)", True),
+    # MRN12345678, MR# 1234, medical record no: 1234
+    (
+        "a medical record number",
+        r"(^|[^a-z])(mrn|mr ?#|med ?rec|medical record( number| no)?)[ #:._-]*[0-9]{3}",
+        True,
+    ),
 )
+
+#: Columns of codes: the bare-digit patterns do not apply to them.
+CODE_COLUMNS = frozenset({"code", "drug_code", "cpt_code"})
 
 
 #: A field longer than this rejects the batch: no field of the format needs it,
@@ -83,17 +205,27 @@ VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
 MAX_FIELD_CHARS = 100_000
 LONG_FIELD = "an over-long field (more than 100,000 characters)"
 
-# A cheap superset of VALUE_PATTERNS: rows that match none of it are skipped
-# before the precise patterns run (bounded repetition is slow in PostgreSQL).
+# A cheap superset of VALUE_PATTERNS over the raw text of a whole row: rows
+# that match none of it are skipped before normalisation and the precise
+# patterns (bounded repetition is slow in PostgreSQL). Any character outside
+# printable ASCII makes a row a candidate, so the superset holds after normalisation.
 VALUE_PREFILTER = (
-    r"[0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]|@"
-    r"|[0-9][0-9][0-9][ .-][0-9][0-9][0-9][ .-][0-9][0-9][0-9][0-9]"
-    r"|\([0-9][0-9][0-9]\)|://|[Ww][Ww][Ww]\."
+    r"[^\x20-\x7e]|@|:|#|\+[0-9]|[Ww][Ww][Ww]\.|\.[A-Za-z][A-Za-z]"
+    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9]"
+    r"|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]"
+    r"|[0-9]\.[0-9]+\.[0-9]"
+    r"|[Ss][Ss][Nn]|[Ss][Oo][Cc][Ii][Aa][Ll]|[Mm][Rr]|[Mm][Ee][Dd]"
 )
 
 
-def _tokens(column: str) -> list[str]:
-    words = [w for w in re.split(r"[^a-z0-9]+", column.lower()) if w]
+def _words(column: str) -> list[str]:
+    """The words of a column name: NFKC, camelCase and letter/digit runs split."""
+    text = unicodedata.normalize("NFKC", column).translate(_TRANSLATION)
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    return re.findall(r"[a-z]+|[0-9]+", text.lower())
+
+
+def _tokens(words: list[str]) -> list[str]:
     joined = "".join(words)
     # Also consider adjacent pairs and the whole name ("first_name", "date_of_birth").
     pairs = [a + b for a, b in zip(words, words[1:], strict=False)]
@@ -111,19 +243,27 @@ _THING_NAMES = {
 
 def identifier_kind(column: str) -> str | None:
     """The kind of direct identifier a column name suggests, or None."""
-    words = [w for w in re.split(r"[^a-z0-9]+", column.lower()) if w]
-    if len(words) == 2 and words[1] == "name" and words[0] in _THING_NAMES:
+    words = _words(column)
+    letters = [w for w in words if not w.isdigit()]
+    if len(letters) == 2 and letters[1] == "name" and letters[0] in _THING_NAMES:
         return None
-    for token in _tokens(column):
+    for token in _tokens(letters):
         if token in _IDENTIFIER_TOKENS:
             return _IDENTIFIER_TOKENS[token]
+    joined = "".join(letters)
+    for token, kind in _IDENTIFIER_SUBSTRINGS.items():
+        if token in joined:
+            return kind
     return None
 
 
-def value_kind(value: str) -> str | None:
+def value_kind(value: str, column: str | None = None) -> str | None:
     """The kind of identifier a single value looks like, or None (Python side)."""
-    for kind, pattern in VALUE_PATTERNS:
-        if re.search(pattern, value, flags=re.IGNORECASE):
+    text = normalise(value)
+    for kind, pattern, on_codes in VALUE_PATTERNS:
+        if column in CODE_COLUMNS and not on_codes:
+            continue
+        if re.search(pattern, text, flags=re.IGNORECASE):
             return kind
     return None
 

@@ -148,10 +148,65 @@ def read_header(path: Path) -> list[str]:
         raise BatchRejected("header is not UTF-8", file=path.name, line=1) from None
     if "\x00" in text:
         raise BatchRejected("header holds a NUL byte", file=path.name, line=1)
+    if text.count('"') % 2:
+        # a quoted line break: PostgreSQL would take the next line as part of
+        # the header and silently skip a data row
+        raise BatchRejected("header holds a line break inside quotes", file=path.name, line=1)
     try:
         return next(csv.reader(io.StringIO(text)), [])
     except csv.Error:
         raise BatchRejected("malformed header row", file=path.name, line=1) from None
+
+
+class _LineScan:
+    """Line breaks of a streamed CSV file, and its lines holding only ``\\.``.
+
+    PostgreSQL's CSV COPY may end its input at a line holding only ``\\.``,
+    so the rows after one would be dropped without a word: such a line rejects
+    the file. The count of line breaks lets the loader check that every
+    record of the file was loaded.
+    """
+
+    _MARK = re.compile(rb"\n\\\.\r?\n")
+    _MARK_AT_END = re.compile(rb"\n\\\.\r?$")
+
+    def __init__(self, file_name: str):
+        self.file_name = file_name
+        self.newlines = 0
+        # a line break before the file, so that its first line is a line too
+        self.tail = b"\n"
+        self.last = b""
+
+    def _marker(self, before: int) -> BatchRejected:
+        return BatchRejected(
+            "a line holding only \\. (PostgreSQL's end-of-data marker) would end the file early",
+            file=self.file_name,
+            line=before + 1,
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        window = self.tail + chunk
+        m = self._MARK.search(window)
+        if m:
+            before = self.newlines - self.tail.count(b"\n") + window[: m.start() + 1].count(b"\n")
+            raise self._marker(before)
+        self.newlines += chunk.count(b"\n")
+        self.tail = window[-4:]
+        self.last = chunk[-1:]
+
+    def check(self, rows: int, embedded: int) -> None:
+        """Reject the file unless its line breaks are the header's, one per
+        record (the last may lack one) and those inside quoted fields."""
+        if self._MARK_AT_END.search(self.tail):
+            raise self._marker(self.newlines)
+        unterminated = 0 if self.last == b"\n" else 1
+        records = self.newlines - embedded - 1 + unterminated
+        if records != rows:
+            raise BatchRejected(
+                f"{rows:,} rows were loaded but the file's line breaks make {records:,}"
+                " (a record was cut or dropped, or lines end with a bare CR)",
+                file=self.file_name,
+            )
 
 
 _COPY_WHERE = re.compile(r"line (\d+)(?:, column (\w+))?")
@@ -605,11 +660,13 @@ class Loader:
 
         self.conn.execute("select setval('raw.line_no_seq', 1, true)")
         digest = hashlib.sha256()
+        lines = _LineScan(spec.file_name)
         cur = self.conn.cursor()
         try:
             with cur.copy(copy_sql) as copy, path.open("rb") as fh:
                 while chunk := fh.read(CHUNK):
                     digest.update(chunk)
+                    lines.feed(chunk)
                     copy.write(chunk)
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.OperationalError):
@@ -618,6 +675,19 @@ class Loader:
         rows = cur.rowcount
         if digest.hexdigest() != expected_sha:
             raise BatchRejected("SHA-256 differs from the manifest", file=spec.file_name)
+        # Every record the file holds was loaded: its line breaks are the
+        # header's, one per record and those inside quoted fields.
+        embedded = self.conn.execute(
+            sql.SQL(
+                "select coalesce(sum(length(t) - length(replace(t, chr(10), ''))), 0)::bigint"
+                " from (select concat_ws('', {cols}) as t from {tbl}"
+                " where strpos(concat_ws('', {cols}), chr(10)) > 0) s"
+            ).format(
+                cols=sql.SQL(", ").join(names),
+                tbl=target,
+            )
+        ).fetchone()[0]
+        lines.check(rows, embedded)
         if extras:
             cols = sql.SQL(", ").join(sql.Identifier(c) for c in ("line_no", *spec.column_names))
             self.conn.execute(

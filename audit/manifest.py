@@ -88,6 +88,24 @@ def _parse_timestamp(value: object, field: str) -> dt.datetime | None:
     return ts
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        from audit import contract
+
+        known = key in MANIFEST_KEYS or contract.spec_for_file(key) is not None
+        self.where = f"'{key}'" if known else "a key outside the format"
+        super().__init__(self.where)
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    doc: dict = {}
+    for key, value in pairs:
+        if key in doc:
+            raise _RepeatedKey(key)
+        doc[key] = value
+    return doc
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """Parse manifest bytes; every fault is a :class:`BatchRejected`."""
     if len(data) > MAX_MANIFEST_BYTES:
@@ -97,9 +115,13 @@ def parse_manifest(data: bytes) -> Manifest:
     except UnicodeDecodeError:
         raise _reject("manifest is not UTF-8") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         raise _reject(f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    except _RepeatedKey as exc:
+        # e.g. a file listed twice with two checksums: JSON keeps the last
+        # silently, so which one is meant is not known.
+        raise _reject(f"a key appears twice in one object ({exc.where})") from None
     if not isinstance(doc, dict):
         raise _reject("manifest must be a JSON object")
     unknown = sorted(k for k in doc if k not in MANIFEST_KEYS)
@@ -186,6 +208,8 @@ def read_manifest(batch_dir: Path) -> Manifest:
     if not batch_dir.is_dir():
         raise BatchRejected(f"{batch_dir.name} is not a folder")
     path = batch_dir / MANIFEST
+    if path.is_symlink():
+        raise BatchRejected("manifest.json is a symbolic link, not a regular file", file=MANIFEST)
     if not path.is_file():
         raise BatchRejected(
             "no manifest.json: the batch is incomplete (the producer writes it last)",
