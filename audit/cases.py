@@ -15,20 +15,25 @@ LIST_COLUMNS = ("case_id", "rule_id", "severity", "status", "review_status", "pa
 
 
 def review(case_id: str, status: str, note: str, reviewer: str) -> tuple[int, str]:
-    """Append a review; it is attributed and never changed afterwards. Never
-    creates a database or a schema: the case must exist."""
-    with db.read_session() as conn, conn.transaction():
-        found = conn.execute(
-            "select rule_id from audit.cases where case_id = %s", (case_id,)
+    """Append a review through ``review.add_review``: attributed, stamped by
+    the database with the time and the database user, never changed
+    afterwards. Never creates a database or a schema: the case must exist."""
+    import psycopg
+
+    with db.read_session() as conn:
+        try:
+            with conn.transaction():
+                review_id = conn.execute(
+                    "select review.add_review(%s, %s, %s, %s)", (case_id, status, note, reviewer)
+                ).fetchone()[0]
+        except psycopg.errors.NoDataFound:
+            raise UsageError(f"no case {case_id}") from None
+        except psycopg.errors.CheckViolation:
+            raise UsageError("a review needs a non-empty note and reviewer") from None
+        rule = conn.execute(
+            "select rule_id from report.cases where case_id = %s", (case_id,)
         ).fetchone()
-        if not found:
-            raise UsageError(f"no case {case_id}")
-        review_id = conn.execute(
-            "insert into audit.reviews (case_id, status, note, reviewer) values (%s, %s, %s, %s)"
-            " returning review_id",
-            (case_id, status, note, reviewer),
-        ).fetchone()[0]
-    return review_id, found[0]
+    return review_id, rule[0] if rule else ""
 
 
 def list_cases(

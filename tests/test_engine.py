@@ -67,8 +67,7 @@ def test_a_policy_change_resolves_cases_with_the_policy_reason(conn, tmp_path):
     assert len(gone) == 2
     with conn.transaction():
         conn.execute(
-            "insert into audit.reviews (case_id, status, note, reviewer)"
-            " values (%s, 'confirmed', 'seen', 'qi-lead')",
+            "select review.add_review(%s, 'confirmed', 'seen', 'qi-lead')",
             (sorted(gone)[0],),
         )
     new = evaluate(conn)
@@ -77,7 +76,7 @@ def test_a_policy_change_resolves_cases_with_the_policy_reason(conn, tmp_path):
         "select status, resolved_reason from audit.cases where case_id = any(%s)", (list(gone),)
     ).fetchall()
     assert rows == [("resolved", "policy 2027.1")] * 2
-    assert conn.execute("select count(*) from audit.reviews").fetchone()[0] == 1
+    assert conn.execute("select count(*) from review.reviews").fetchone()[0] == 1
 
 
 @pytest.mark.db

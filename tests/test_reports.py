@@ -91,11 +91,11 @@ def test_reviews_are_append_only(db_url, tmp_path):
     assert main(["review", "C0000000000000000", "--status", "confirmed", "--note", "x",
                  "--reviewer", "r1"]) == 2  # fmt: skip
     with psycopg.connect(db_url, autocommit=True) as conn:
-        for stmt in ("update audit.reviews set note = 'changed'", "delete from audit.reviews",
-                     "truncate audit.reviews"):  # fmt: skip
+        for stmt in ("update review.reviews set note = 'changed'", "delete from review.reviews",
+                     "truncate review.reviews"):  # fmt: skip
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(stmt)
-        assert conn.execute("select note, reviewer from audit.reviews").fetchall() == [("x", "r1")]
+        assert conn.execute("select note, reviewer from review.reviews").fetchall() == [("x", "r1")]
         row = conn.execute("select review_status from report.cases").fetchone()
         assert row == ("false_positive",)
 

@@ -135,3 +135,49 @@ def test_unreachable_database_message_has_no_password(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 4
     assert "TopSecret99" not in proc.stderr + proc.stdout
+
+
+def test_the_pipeline_role_cannot_erase_alter_or_back_date_a_review(login, conn, tmp_path):
+    """Reviews belong to rxaudit_reviews, which the pipeline does not hold:
+    the loader writes one only through review.add_review, which stamps it."""
+    from tests.rulekit import World
+
+    w = World()
+    w.patient("p", ptsd_on="2025-01-01").fill("alprazolam", "2025-02-01", 30)
+    w.load(conn, tmp_path)
+    from tests.rulekit import evaluate
+
+    [case] = [c["case_id"] for c in evaluate(conn) if c["rule_id"] == "BZD-PTSD"]
+    loader_url = login("rxaudit_loader")
+    with psycopg.connect(loader_url, autocommit=True) as loader:
+        user = loader.execute("select session_user").fetchone()[0]
+        review_id = loader.execute(
+            "select review.add_review(%s, 'confirmed', 'seen', 'qi-lead')", (case,)
+        ).fetchone()[0]
+        for stmt in (
+            "alter table review.reviews disable trigger all",
+            "alter table review.reviews drop column note",
+            "drop table review.reviews",
+            "drop schema review cascade",
+            "delete from review.reviews",
+            "update review.reviews set reviewed_at = '2020-01-01'",
+            "truncate audit.cases cascade",
+            "insert into review.reviews (case_id, status, note, reviewer, reviewed_at)"
+            f" values ('{case}', 'confirmed', 'n', 'someone else', '2020-01-01')",
+            "create or replace function review.refuse_change() returns trigger"
+            " language plpgsql as $$ begin return old; end $$",
+            "create or replace function review.add_review(a text, b text, c text, d text)"
+            " returns bigint language sql as $$ select 1::bigint $$",
+            "grant rxaudit_reviews to current_user",
+        ):
+            assert _refused(loader, stmt), stmt
+    row = conn.execute(
+        "select review_id, reviewer, recorded_by, reviewed_at > now() - interval '1 hour'"
+        " from review.reviews"
+    ).fetchall()
+    assert row == [(review_id, "qi-lead", user, True)]
+    members = conn.execute(
+        "select count(*) from pg_auth_members m join pg_roles r on r.oid = m.roleid"
+        " where r.rolname = 'rxaudit_reviews'"
+    ).fetchone()[0]
+    assert members == 0

@@ -20,7 +20,7 @@ with picked as (
                      c.case_id collate "C") - 1)::integer as pos
     from audit.cases as c -- every case: this run's findings and the resolved ones
     left join lateral (
-        select x.status from audit.reviews as x
+        select x.status from review.reviews as x
         where x.case_id = c.case_id order by x.review_id desc limit 1
     ) as v on true
 ),

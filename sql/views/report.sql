@@ -27,12 +27,12 @@ create or replace view report.cases as
     from audit.cases c
     left join audit.rules r on r.rule_id = c.rule_id
     left join lateral (
-        select v.status, v.reviewer, v.reviewed_at from audit.reviews v
+        select v.status, v.reviewer, v.reviewed_at from review.reviews v
         where v.case_id = c.case_id order by v.review_id desc limit 1
     ) rv on true;
 
 create or replace view report.reviews as
-    select review_id, case_id, status, note, reviewer, reviewed_at from audit.reviews;
+    select review_id, case_id, status, note, reviewer, reviewed_at, recorded_by from review.reviews;
 
 create or replace view report.measures as
     select m.measure_id, m.kind, m.period, m.site_id, nullif(m.prescriber_id, '') as prescriber_id,
