@@ -45,7 +45,9 @@ def show(batch_id: str) -> dict:
             " reason, rows_in, rows_loaded, rows_quarantined, dropped_columns,"
             " age_90_plus_patients, replacements, replace_allowed, quarantine_summary,"
             " to_char(received_at, 'YYYY-MM-DD HH24:MI:SS'),"
-            " to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') from audit.batches"
+            " to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') as finished_at,"
+            " to_char(withdrawn_at, 'YYYY-MM-DD HH24:MI:SS') as withdrawn_at, withdrawn_by,"
+            " withdrawn_db_user, withdrawal_reason, withdrawal from audit.batches"
             " where batch_id = %s",
             (batch_id,),
         )
@@ -63,7 +65,7 @@ def print_table(rows: list[tuple], out: TextIO) -> None:
 
 def print_batch(batch: dict, out: TextIO) -> None:
     scalar = [k for k in batch if k not in ("replacements", "quarantine_summary",
-                                            "dropped_columns")]  # fmt: skip
+                                            "dropped_columns", "withdrawal")]  # fmt: skip
     for key in scalar:
         out.write(f"{key}: {'' if batch[key] is None else cases.cell(batch[key])}\n")
     out.write("files:\n")
@@ -71,8 +73,81 @@ def print_batch(batch: dict, out: TextIO) -> None:
         sources = ", ".join(f"{b} ({n})" for b, n in r.get("from", {}).items()) or "-"
         out.write(f"  {r['file']}: {r['added']} added, {r['replaced']} replaced"
                   f" (from {sources})\n")  # fmt: skip
+    for w in batch.get("withdrawal") or []:
+        out.write(f"  {w['file']}: withdrawn: {w['removed']} record(s) left core,"
+                  f" {w['restored']} earlier version(s) current again\n")  # fmt: skip
     for d in batch["dropped_columns"]:
         out.write(f"  {d['file']}: columns dropped: {', '.join(d['columns'])}\n")
     for q in batch["quarantine_summary"]:
         out.write(f"  {q['file']} {q['column']}: {q['rows']} row(s) quarantined, {q['reason']}"
                   f" (first line {q['first_line']})\n")  # fmt: skip
+
+
+def withdraw(conn, batch_id: str, reason: str, by: str) -> dict:
+    """Withdraw a loaded batch, in one transaction under the loader's lock.
+
+    Its records leave ``core``; the versions it replaced become current again
+    unless a later batch replaced them too; ``raw`` keeps every row; the
+    batch is marked ``withdrawn`` with who, when, why and what was done, and
+    a delivery row logs it. The caller runs a full audit next (the plan sees
+    the withdrawal). Returns the per-file counts.
+    """
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    from audit import contract
+
+    if not reason.strip() or not by.strip():
+        raise UsageError("a withdrawal needs a reason and the name of who withdraws")
+    with conn.transaction():
+        db.take_loader_lock(conn)
+        row = conn.execute(
+            "select batch_no, status, source from audit.batches where batch_id = %s",
+            (batch_id,),
+        ).fetchone()
+        if row is None:
+            raise UsageError(f"no batch {batch_id}")
+        batch_no, status, source = row
+        if status != "loaded":
+            raise UsageError(f"batch {batch_id} is {status}, not loaded: nothing to withdraw")
+        done = []
+        for spec in contract.FILES:
+            table = sql.Identifier("core", spec.table)
+            key = sql.Identifier(spec.key)
+            same = sql.SQL("w.source is not distinct from c.source" if spec.per_source else "true")
+            # the versions to make current again: those the batch's current
+            # versions replaced (found before its rows leave, made current after)
+            conn.execute(
+                sql.SQL(
+                    "create temp table _rxaudit_restore on commit drop as"
+                    " select c.batch_no, c.line_no from {t} as c join {t} as w on w.{k} = c.{k}"
+                    " and {same} where c.superseded_by = %(b)s and w.batch_no = %(b)s"
+                    " and w.is_current"
+                ).format(t=table, k=key, same=same),
+                {"b": batch_no},
+            )
+            removed = conn.execute(
+                sql.SQL("delete from {t} where batch_no = %(b)s").format(t=table), {"b": batch_no}
+            ).rowcount
+            restored = conn.execute(
+                sql.SQL(
+                    "update {t} as c set is_current = true, superseded_by = null"
+                    " from _rxaudit_restore as r where c.batch_no = r.batch_no and c.line_no = r.line_no"
+                ).format(t=table)
+            ).rowcount
+            conn.execute("drop table _rxaudit_restore")
+            if removed or restored:
+                done.append({"file": spec.file_name, "removed": removed, "restored": restored})
+        conn.execute(
+            "update audit.batches set status = 'withdrawn', withdrawn_at = now(),"
+            " withdrawn_by = %s, withdrawn_db_user = session_user, withdrawal_reason = %s,"
+            " withdrawal = %s where batch_no = %s",
+            (by.strip(), reason.strip(), Jsonb(done), batch_no),
+        )
+        conn.execute(
+            "insert into audit.deliveries (batch_id, content_sha256, outcome, reason)"
+            " select batch_id, content_sha256, 'withdrawn', %s from audit.batches"
+            " where batch_no = %s",
+            (f"withdrawn by {by.strip()}: {reason.strip()}", batch_no),
+        )
+    return {"batch_id": batch_id, "source": source, "files": done}

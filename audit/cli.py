@@ -152,6 +152,31 @@ def cmd_batch_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch_withdraw(args: argparse.Namespace) -> int:
+    from audit import pipeline
+    from audit.cases import cell
+
+    check_out_dir(Path(args.out))
+    done, summary = pipeline.withdraw(
+        args.batch_id,
+        args.reason,
+        args.by,
+        Path(args.out),
+        progress=_progress(args.quiet),
+        policy_path=Path(args.policy) if args.policy else None,
+        shared=args.shared,
+    )
+    removed = sum(f["removed"] for f in done["files"])
+    restored = sum(f["restored"] for f in done["files"])
+    print(
+        f"batch {args.batch_id} withdrawn by {cell(args.by)}: {removed} record(s) left core,"
+        f" {restored} earlier version(s) current again (raw keeps every row);"
+        f" full audit {summary['run_id']}: {summary['cases']['open']} open case(s);"
+        f" report in {summary['report_dir']}"
+    )
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -319,6 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_show.add_argument("batch_id", metavar="BATCH_ID")
     p_show.set_defaults(func=cmd_batch_show)
+    p_wd = batch_sub.add_parser(
+        "withdraw",
+        parents=[common],
+        help="withdraw a loaded batch: its records leave core, a full audit and reports follow",
+    )
+    p_wd.add_argument("batch_id", metavar="BATCH_ID")
+    p_wd.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the batch)")
+    p_wd.add_argument("--by", required=True, metavar="NAME", help="who withdraws it")
+    p_wd.add_argument("--out", required=True, metavar="DIR", help="the reports folder")
+    p_wd.add_argument("--policy", metavar="FILE", help="as for run")
+    p_wd.add_argument("--shared", action="store_true", help="as for run")
+    p_wd.set_defaults(func=cmd_batch_withdraw)
 
     p_conv = sub.add_parser(
         "convert", parents=[common], help="convert an OMOP or Synthea export to a batch"

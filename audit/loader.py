@@ -274,6 +274,11 @@ class Loader:
                     "where batch_id = %s",
                     (manifest.batch_id,),
                 ).fetchone()
+                if existing and existing[1] == "withdrawn":
+                    raise BatchRejected(
+                        "this batch_id was withdrawn by an operator; a corrected extract"
+                        " needs a new batch_id"
+                    )
                 if existing and existing[1] == "loaded":
                     if existing[2] == manifest.content_sha256:
                         self._delivery(manifest, "duplicate", None)
@@ -743,7 +748,8 @@ class Loader:
         with self.conn.transaction():
             db.take_loader_lock(self.conn)
             loaded = self.conn.execute(
-                "select 1 from audit.batches where batch_id = %s and status = 'loaded'",
+                "select 1 from audit.batches where batch_id = %s"
+                " and status in ('loaded', 'withdrawn')",
                 (manifest.batch_id,),
             ).fetchone()
             if not loaded:

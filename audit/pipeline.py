@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,12 +116,16 @@ def audit(
     progress: Callable[[str], None] | None = None,
     timings: dict[str, float] | None = None,
     full: bool = False,
+    hold_for_report: bool = False,
 ) -> dict:
     """One audit transaction: rules, pathway, case states, measures; the run's summary.
 
     Only the patients touched since the previous run are re-evaluated when
     that gives the same result (see :func:`audit.rules.plan`); ``full``
-    re-evaluates everyone.
+    re-evaluates everyone. ``hold_for_report`` keeps a shared hold of the
+    loader's lock past the commit (released by :func:`release_report_hold`),
+    so that no other audit can rebuild the derived tables before this run's
+    reports are written: the reports, and the summary printed, are the run's own.
     """
     progress = progress or (lambda msg: None)
     batches = batches or []
@@ -133,6 +138,8 @@ def audit(
         counts[b["status"]] += 1
     with conn.transaction():
         db.take_loader_lock(conn)
+        if hold_for_report:
+            conn.execute("select pg_advisory_lock_shared(%s)", (db.LOADER_LOCK_KEY,))
         conn.execute(
             "insert into audit.runs (run_id, started_at, status, policy_version,"
             " policy_sha256) values (%s, %s, 'running', %s, %s)",
@@ -202,6 +209,19 @@ def audit(
     return summary
 
 
+def release_report_hold(conn: psycopg.Connection) -> None:
+    """Release the shared hold an audit kept for its reports (if any)."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.execute("select pg_advisory_unlock_shared(%s)", (db.LOADER_LOCK_KEY,))
+        conn.commit()
+    except psycopg.Error:
+        pass  # the session ends with the command, and its locks with it
+
+
 def report(
     conn: psycopg.Connection,
     summary: dict,
@@ -226,18 +246,43 @@ def report(
             summary = latest
         run_id = summary["run_id"]
         out.mkdir(parents=True, exist_ok=True)
-        run_dir = out / run_id
-        run_dir.mkdir(exist_ok=True)
+        # The folder is written under a temporary name and renamed into place
+        # with run.json in it: a killed writer leaves no half folder behind.
+        work = out / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        work.mkdir()
         progress("reports")
         t = time.perf_counter()
         summary = dict(summary)
-        summary["report_files"] = reports.write_reports(conn, run_id, run_dir, summary, shared)
+        try:
+            summary["report_files"] = reports.write_reports(conn, run_id, work, summary, shared)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     summary["timings_s"] = {**summary.get("timings_s", {}),
                             "reports": round(time.perf_counter() - t, 3)}  # fmt: skip
-    write_json(run_dir / "run.json", summary)
-    point_latest(out, run_dir)
+    run_dir = out / run_id
     summary["report_dir"] = str(run_dir)
+    write_json(work / "run.json", {k: v for k, v in summary.items() if k != "report_dir"})
+    _move_into_place(work, run_dir)
+    point_latest(out, run_dir)
     return summary
+
+
+def _move_into_place(work: Path, run_dir: Path) -> None:
+    """Rename the finished folder to ``run_dir``. A complete folder of the
+    same run written meanwhile (two writers of one run) is kept; a folder
+    without run.json (left by an older, killed writer) is set aside."""
+    try:
+        os.rename(work, run_dir)
+        return
+    except OSError:
+        if not run_dir.exists():
+            raise
+    if (run_dir / "run.json").is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    os.rename(run_dir, run_dir.with_name(f".{run_dir.name}.incomplete-{secrets.token_hex(3)}"))
+    os.rename(work, run_dir)
 
 
 def latest_summary(conn: psycopg.Connection) -> dict | None:
@@ -277,19 +322,56 @@ def run(
                 "counts": {"loaded": 0, "duplicate": 0, "rejected": len(batches)},
             }
         timings = {"ingest": time.perf_counter() - t0}
-        summary = audit(conn, pol, batches, progress, timings, full=full_audit)
-        summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         try:
-            return report(conn, summary, out, shared, progress)
-        except Exception as exc:
-            reason = f"writing the reports to {out} failed ({type(exc).__name__}: {exc})"
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            with conn.transaction():
-                conn.execute(
-                    "update audit.runs set status = 'failed',"
-                    " summary = summary || jsonb_build_object('failure', %s::text)"
-                    " where run_id = %s",
-                    (reason, summary["run_id"]),
-                )
-            raise ReportFailed(f"{reason}; run {summary['run_id']} is recorded as failed") from exc
+            summary = audit(
+                conn, pol, batches, progress, timings, full=full_audit, hold_for_report=True
+            )
+            summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+            return _report_or_fail(conn, summary, out, shared, progress)
+        finally:
+            release_report_hold(conn)
+
+
+def withdraw(
+    batch_id: str,
+    reason: str,
+    by: str,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    policy_path: Path | None = None,
+    shared: bool = False,
+) -> tuple[dict, dict]:
+    """Withdraw a loaded batch, then run a full audit and write its reports.
+
+    Returns what the withdrawal did and the audit's summary.
+    """
+    from audit import batches as batch_log
+
+    progress = progress or (lambda msg: None)
+    pol = policy.load(policy_path)
+    with db.read_session() as conn:
+        done = batch_log.withdraw(conn, batch_id, reason, by)
+        progress(f"batch {batch_id} withdrawn: a full audit follows")
+        try:
+            summary = audit(conn, pol, [], progress, {}, full=True, hold_for_report=True)
+            return done, _report_or_fail(conn, summary, out, shared, progress)
+        finally:
+            release_report_hold(conn)
+
+
+def _report_or_fail(conn, summary: dict, out: Path, shared: bool, progress) -> dict:
+    """Write the reports; a failure marks the run failed, with its reason."""
+    try:
+        return report(conn, summary, out, shared, progress)
+    except Exception as exc:
+        reason = f"writing the reports to {out} failed ({type(exc).__name__}: {exc})"
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        with conn.transaction():
+            conn.execute(
+                "update audit.runs set status = 'failed',"
+                " summary = summary || jsonb_build_object('failure', %s::text)"
+                " where run_id = %s",
+                (reason, summary["run_id"]),
+            )
+        raise ReportFailed(f"{reason}; run {summary['run_id']} is recorded as failed") from exc

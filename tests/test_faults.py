@@ -150,3 +150,72 @@ def test_sigkill_during_the_audit_keeps_the_previous_state(db_url, new_db, tmp_p
     assert _cases(db_url) == _cases(reference) != set()
     run = json.loads((tmp_path / "out" / "latest" / "run.json").read_text())
     assert run["cases"]["new"] == len(_cases(db_url))
+
+
+@pytest.mark.slow
+def test_three_concurrent_runs_each_report_their_own_run(db_url, tmp_path):
+    """Each run's reports and printed summary are its own: an audit keeps a
+    shared hold of the loader's lock until its reports are written, and each
+    writer works in its own temporary folder."""
+    import csv
+
+    for seed in (1, 2, 3):
+        generate(800, seed, tmp_path / f"c{seed}")
+    env = {**os.environ, "DATABASE_URL": db_url}
+    out = tmp_path / "out"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "audit",
+                "--quiet",
+                "run",
+                str(tmp_path / f"c{seed}"),
+                "--out",
+                str(out),
+                "--allow-replace",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for seed in (1, 2, 3)
+    ]
+    printed = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr
+        printed.append(stdout)
+    runs = set()
+    for stdout in printed:
+        run_id = stdout.split()[1].rstrip(":")
+        open_cases = int(stdout.split(" open case(s)")[0].rsplit(" ", 1)[1])
+        doc = json.loads((out / run_id / "run.json").read_text())
+        assert doc["run_id"] == run_id and doc["cases"]["open"] == open_cases
+        with (out / run_id / "flagged_cases.csv").open() as fh:
+            rows = [r for r in csv.DictReader(fh) if r["status"] != "resolved"]
+        assert rows and {r["last_seen_run"] for r in rows} == {run_id}
+        assert sum(r["status"] == "open" for r in rows) == open_cases
+        runs.add(run_id)
+    assert len(runs) == 3
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.db
+def test_a_failed_report_writer_leaves_no_run_folder(db_url, tmp_path, monkeypatch):
+    from audit import pipeline, reports
+    from audit.pipeline import ReportFailed
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    generate(200, 4, tmp_path / "cohort")
+
+    def broken(conn, run_id, run_dir, summary, shared=False):
+        (run_dir / "flagged_cases.csv").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reports, "write_reports", broken)
+    with pytest.raises(ReportFailed):
+        pipeline.run([tmp_path / "cohort"], tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -163,7 +163,7 @@ def test_the_pipeline_role_cannot_erase_alter_or_back_date_a_review(login, conn,
             "update review.reviews set reviewed_at = '2020-01-01'",
             "truncate audit.cases cascade",
             "insert into review.reviews (case_id, status, note, reviewer, reviewed_at)"
-            f" values ('{case}', 'confirmed', 'n', 'someone else', '2020-01-01')",
+            " values ('any-case', 'confirmed', 'n', 'someone else', '2020-01-01')",
             "create or replace function review.refuse_change() returns trigger"
             " language plpgsql as $$ begin return old; end $$",
             "create or replace function review.add_review(a text, b text, c text, d text)"
@@ -181,3 +181,41 @@ def test_the_pipeline_role_cannot_erase_alter_or_back_date_a_review(login, conn,
         " where r.rolname = 'rxaudit_reviews'"
     ).fetchone()[0]
     assert members == 0
+
+
+def test_the_shared_role_reads_no_row_count_through_the_catalogue(login, conn, tmp_path):
+    from tests.rulekit import World
+
+    w = World()
+    w.patient("p", ptsd_on="2025-01-01").fill("alprazolam", "2025-02-01", 30)
+    w.load(conn, tmp_path)
+    conn.execute("analyze core.patients")
+    conn.commit()
+    with psycopg.connect(login("rxaudit_shared"), autocommit=True) as shared:
+        oid = shared.execute(
+            "select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = 'core' and c.relname = 'patients'"
+        ).fetchone()[0]
+        for stmt in (
+            "select n_live_tup from pg_stat_user_tables",
+            "select n_tup_ins from pg_stat_all_tables",
+            "select heap_blks_read from pg_statio_user_tables",
+            f"select pg_stat_get_live_tuples({oid})",
+            f"select pg_stat_get_tuples_inserted({oid})",
+            f"select pg_relation_size({oid})",
+            f"select pg_total_relation_size({oid})",
+            "select reltuples from pg_class where relname = 'patients'",
+            "select relpages from pg_class where relname = 'patients'",
+        ):
+            assert _refused(shared, stmt), stmt
+        # what tools need to list what it may read is still there
+        names = shared.execute(
+            "select table_name from information_schema.tables"
+            " where table_schema = 'report_shared' order by 1"
+        ).fetchall()
+        assert names
+        assert shared.execute("select count(*) from report_shared.measures").fetchone()[0] >= 0
+    with psycopg.connect(login("rxaudit_loader"), autocommit=True) as loader:
+        assert loader.execute(
+            "select reltuples >= 0 from pg_class where oid = %s", (oid,)
+        ).fetchone() == (True,)

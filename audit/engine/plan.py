@@ -91,6 +91,13 @@ def plan(
         return full_plan("the rules' SQL changed")
     if prev_history != history_start:
         return full_plan("the history start moved")
+    withdrawn = conn.execute(
+        "select count(*) from audit.batches where withdrawn_at >"
+        " (select started_at from audit.runs where run_id = %s)",
+        (prev[0],),
+    ).fetchone()[0]
+    if withdrawn:
+        return full_plan("a batch was withdrawn")
     if conn.execute("select to_regclass('core.care_pathway') is null").fetchone()[0]:
         return full_plan("derived tables missing")
     if conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0] != prev_cohort:
