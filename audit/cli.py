@@ -50,7 +50,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from audit.adapters import convert
 
     out = Path(args.out)
-    manifest, report = convert(args.source, Path(args.src_dir), out, _as_of(args.as_of), args.site)
+    manifest, report = convert(
+        args.source, Path(args.src_dir), out, _as_of(args.as_of), args.site,
+        order_supply_days=args.order_supply_days,
+    )  # fmt: skip
     if not args.quiet:
         for line in report.lines():
             print(line, file=sys.stderr)
@@ -84,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         converted = []
         for i, src in enumerate(batch_dirs):
             out = staging / f"batch-{i:03d}"
-            convert(args.source, src, out, _as_of(args.as_of), args.site)
+            convert(args.source, src, out, _as_of(args.as_of), args.site,
+                    order_supply_days=args.order_supply_days)  # fmt: skip
             converted.append(out)
         batch_dirs = converted
     summary = pipeline.run(
@@ -191,6 +195,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
         as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
     except ValueError:
         raise UsageError("--as-of must be a date YYYY-MM-DD") from None
+    if args.format == "fhir":
+        import shutil
+        import tempfile
+
+        from audit.adapters.fhir_write import write_bulk
+
+        native = Path(tempfile.mkdtemp(prefix="rxaudit-generate-"))
+        try:
+            generate(args.patients, args.seed, native / "batch", as_of,
+                     progress=_progress(args.quiet))  # fmt: skip
+            counts = write_bulk(native / "batch", out)
+        finally:
+            shutil.rmtree(native, ignore_errors=True)
+        print(f"FHIR bulk export: {args.patients:,} patients, {sum(counts.values()):,} resources"
+              f" in {out}")  # fmt: skip
+        return 0
     manifest = generate(args.patients, args.seed, out, as_of, progress=_progress(args.quiet))
     rows = sum(f["rows"] for f in manifest["files"].values())
     print(f"batch {manifest['batch_id']}: {args.patients:,} patients, {rows:,} rows in {out}")
@@ -297,9 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         " or a bundled policy by its version (2026.1, 2027.1)",
     )
     p_run.add_argument(
-        "--from", dest="source", choices=("omop", "synthea"),
-        help="the folders are OMOP or Synthea exports: convert them first",
+        "--from", dest="source", choices=("omop", "synthea", "fhir"),
+        help="the folders are OMOP, Synthea or FHIR R4 exports: convert them first",
     )  # fmt: skip
+    p_run.add_argument("--order-supply-days", type=int, metavar="N",
+                       help="with --from fhir: the supply of an order that gives none (30)")  # fmt: skip
     p_run.add_argument("--as-of", metavar="DATE", help="with --from: the extract's as_of")
     p_run.add_argument("--site", metavar="SITE", help="with --from: the site of every record")
     p_run.add_argument(
@@ -358,9 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_wd.set_defaults(func=cmd_batch_withdraw)
 
     p_conv = sub.add_parser(
-        "convert", parents=[common], help="convert an OMOP or Synthea export to a batch"
+        "convert", parents=[common], help="convert an OMOP, Synthea or FHIR R4 export to a batch"
     )
-    p_conv.add_argument("--from", dest="source", required=True, choices=("omop", "synthea"))
+    p_conv.add_argument(
+        "--from", dest="source", required=True, choices=("omop", "synthea", "fhir")
+    )
+    p_conv.add_argument("--order-supply-days", type=int, metavar="N",
+                        help="FHIR: the supply of an order that gives none (30)")  # fmt: skip
     p_conv.add_argument("src_dir", metavar="SRC_DIR")
     p_conv.add_argument("--out", required=True, metavar="BATCH_DIR")
     p_conv.add_argument("--as-of", metavar="DATE", help="the extract's as_of (latest date seen)")
@@ -382,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_gen.add_argument("--seed", type=int, default=1, metavar="S")
     p_gen.add_argument("--out", required=True, metavar="DIR", help="the batch folder to write")
     p_gen.add_argument("--as-of", metavar="DATE", help="the extract's as_of (2025-12-31)")
+    p_gen.add_argument(
+        "--format", choices=("native", "fhir"), default="native",
+        help="native batch (default) or the same cohort as a FHIR R4 bulk export",
+    )  # fmt: skip
     p_gen.set_defaults(func=cmd_generate)
     return parser
 

@@ -208,13 +208,18 @@ LONG_FIELD = "an over-long field (more than 100,000 characters)"
 # A cheap superset of VALUE_PATTERNS over the raw text of a whole row: rows
 # that match none of it are skipped before normalisation and the precise
 # patterns (bounded repetition is slow in PostgreSQL). Any character outside
-# printable ASCII makes a row a candidate, so the superset holds after normalisation.
+# printable ASCII (but chr(1), which joins a row's columns) makes a row a
+# candidate, so the superset holds after normalisation.
 VALUE_PREFILTER = (
-    r"[^\x20-\x7e]|@|:|#|\+[0-9]|[Ww][Ww][Ww]\.|\.[A-Za-z][A-Za-z]"
-    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9]"
-    r"|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]"
-    r"|[0-9]\.[0-9]+\.[0-9]"
-    r"|[Ss][Ss][Nn]|[Ss][Oo][Cc][Ii][Aa][Ll]|[Mm][Rr]|[Mm][Ee][Dd]"
+    r"[^\x01\x20-\x7e]|@|:|#|\+[0-9]|[Ww][Ww][Ww]\."
+    r"|[A-Za-z0-9-]\.([Cc][Oo][Mm]|[Oo][Rr][Gg]|[Nn][Ee][Tt]|[Gg][Oo][Vv]|[Ee][Dd][Uu]"
+    r"|[Mm][Ii][Ll]|[Ii][Nn][Ff][Oo]|[Bb][Ii][Zz]|[Ii][Oo])"
+    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9][0-9]"
+    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9][0-9]"
+    r"|\([0-9][0-9][0-9]\)|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]"
+    r"|[0-9]\.[0-9]+\.[0-9]+\.[0-9]"
+    r"|[Ss][Ss][Nn]|[Ss][Oo][Cc][Ii][Aa][Ll] [Ss][Ee][Cc]|[Mm][Rr][Nn]|[Mm][Ee][Dd] ?[Rr][Ee][Cc]"
+    r"|[Mm][Ee][Dd][Ii][Cc][Aa][Ll] [Rr][Ee][Cc]"
 )
 
 

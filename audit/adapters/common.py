@@ -109,6 +109,7 @@ class ConversionReport:
     unmapped: dict[str, Counter] = field(default_factory=dict)
     cannot_fill: dict[str, list[str]] = field(default_factory=dict)
     dropped_columns: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)
 
     def table(self, name: str) -> TableReport:
         return self.tables.setdefault(name, TableReport())
@@ -132,6 +133,7 @@ class ConversionReport:
             },
             "fields_not_filled": self.cannot_fill,
             "source_columns_dropped": self.dropped_columns,
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def lines(self) -> list[str]:
@@ -142,13 +144,21 @@ class ConversionReport:
         for kind, counter in sorted(self.unmapped.items()):
             top = ", ".join(f"{c} ({n})" for c, n in counter.most_common(5))
             out.append(f"  unmapped {kind}: {sum(counter.values())} rows; most frequent: {top}")
+        for key, value in self.notes.items():
+            out.append(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
+        for table, fields in sorted(self.cannot_fill.items()):
+            for text in fields:
+                if "coverage from orders" in text:
+                    out.append(f"  {table}: {text}")
         return out
 
 
 class NativeWriter:
     """Streams native CSV files; the manifest is written by :meth:`finish`, last."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, dedupe: tuple[str, ...] | None = None) -> None:
+        """``dedupe``: the tables whose repeated ids are dropped (all when None);
+        a streaming adapter lists only small ones, to keep memory flat."""
         out.mkdir(parents=True, exist_ok=True)
         if any(out.iterdir()):
             raise UsageError(f"{out} exists and is not empty")
@@ -157,6 +167,7 @@ class NativeWriter:
         self.writers = {}
         self.rows = Counter()
         self.seen: dict[str, set[str]] = {}
+        self.dedupe = dedupe
 
     def _writer(self, table: str):
         if table not in self.writers:
@@ -170,11 +181,12 @@ class NativeWriter:
     def add(self, table: str, row: dict) -> bool:
         """Write a row once per id (a repeated id is the same record)."""
         spec = contract.FILES_BY_TABLE[table]
-        key = str(row[spec.key])
-        seen = self.seen.setdefault(table, set())
-        if key in seen:
-            return False
-        seen.add(key)
+        if self.dedupe is None or table in self.dedupe:
+            key = str(row[spec.key])
+            seen = self.seen.setdefault(table, set())
+            if key in seen:
+                return False
+            seen.add(key)
         self._writer(table).writerow(
             ["" if row.get(c) is None else row[c] for c in spec.column_names]
         )
@@ -217,7 +229,7 @@ def find_file(folder: Path, name: str) -> Path | None:
 
 def convert(
     kind: str, src: Path, out: Path, as_of: dt.date | None = None, site: str | None = None,
-    key: str | None = None,
+    key: str | None = None, order_supply_days: int | None = None,
 ) -> tuple[dict, ConversionReport]:  # fmt: skip
     """Convert a source export into a native batch; return its manifest and report."""
     src = Path(src)
@@ -232,8 +244,15 @@ def convert(
         from audit.adapters import omop
 
         manifest, report = omop.convert(src, Path(out), tokens, as_of, site)
+    elif kind == "fhir":
+        from audit.adapters import fhir
+
+        manifest, report = fhir.convert(
+            src, Path(out), tokens, as_of, site,
+            order_supply_days or fhir.DEFAULT_ORDER_SUPPLY_DAYS,
+        )  # fmt: skip
     else:
-        raise UsageError(f"unknown source kind {kind!r}: omop or synthea")
+        raise UsageError(f"unknown source kind {kind!r}: omop, synthea or fhir")
     (Path(out).parent / f"{Path(out).name}.mapping.json").write_text(
         json.dumps(report.as_json(), indent=2) + "\n"
     )

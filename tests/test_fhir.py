@@ -1,0 +1,282 @@
+"""The FHIR R4 adapter: bulk exports and Bundles of third-party data (read by
+path), a round trip of a generated cohort, and malformed exports."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from audit.adapters import Tokenizer, convert
+from audit.adapters.fhir import FhirError
+from audit.cli import main
+from tests.test_adapters import KEY, SHARED, rows
+
+SMART = SHARED / "fhir-bulk-smart-sample-10"
+PTSD_BUNDLES = SHARED / "fhir-r4-synthea-ptsd"
+ELISEO = "Eliseo_Cummings_55c373ad-af55-46ed-8f69-9c7a40a89d46.json"
+
+
+@pytest.fixture(autouse=True)
+def token_key(monkeypatch):
+    monkeypatch.setenv("RXAUDIT_TOKEN_KEY", KEY)
+
+
+def _identifiers(patients: list[dict]) -> set[str]:
+    """Every name, address, telecom and identifier value of Patient resources."""
+    out: set[str] = set()
+    for p in patients:
+        for n in p.get("name") or []:
+            out.update(n.get("given") or [])
+            out.update([n["family"]] if n.get("family") else [])
+        for a in p.get("address") or []:
+            out.update(a.get("line") or [])
+            out.update(v for k, v in a.items() if k in ("city", "postalCode") and v)
+        out.update(t["value"] for t in p.get("telecom") or [] if t.get("value"))
+        out.update(i["value"] for i in p.get("identifier") or [] if i.get("value"))
+    return {s for s in out if len(s) >= 4}
+
+
+def _haystacks(conn, *folders: Path) -> list[str]:
+    texts = [p.read_text() for f in folders for p in f.iterdir() if p.is_file()]
+    for (table,) in conn.execute(
+        "select table_schema || '.' || table_name from information_schema.tables"
+        " where table_schema in ('raw', 'core', 'audit') and table_type = 'BASE TABLE'"
+    ).fetchall():
+        texts.append(
+            conn.execute(f"select coalesce(string_agg(t::text, ' '), '') from {table} t").fetchone()[0]  # noqa: S608 - catalogue names
+        )  # fmt: skip
+    return texts
+
+
+@pytest.mark.db
+def test_smart_bulk_sample_has_no_cohort_and_leaks_nothing(db_url, tmp_path):
+    assert main(["--quiet", "convert", "--from", "fhir", str(SMART),
+                 "--out", str(tmp_path / "batch")]) == 0  # fmt: skip
+    fills = rows(tmp_path / "batch" / "prescriptions.csv")
+    assert len(fills) == 1745 and {f["source_type"] for f in fills} == {"ordered"}
+    diazepam = [f for f in fills if "diazepam" in f["drug_name"].lower()]
+    assert len(diazepam) == 1 and diazepam[0]["drug_code"] == "197591"
+    report = json.loads((tmp_path / "batch.mapping.json").read_text())
+    assert "1,745 fills from orders, 0 dispenses: coverage from orders" in (
+        report["fields_not_filled"]["prescriptions"]
+    )
+    assert main(["--quiet", "run", str(tmp_path / "batch"), "--out", str(tmp_path / "out")]) == 0
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select count(*) from core.ptsd_cohort").fetchone() == (0,)
+        assert conn.execute("select count(*) from audit.cases").fetchone() == (0,)
+        assert conn.execute(
+            "select count(*) from core.prescriptions where drug_name ilike '%diazepam%'"
+        ).fetchone() == (1,)
+        haystacks = _haystacks(conn, tmp_path / "batch", tmp_path / "out" / "latest")
+    patients = [json.loads(line) for line in (SMART / "Patient.000.ndjson").open()]
+    secrets = _identifiers(patients)
+    assert len(secrets) > 50
+    words = set()
+    for text in haystacks:
+        words.update(re.findall(r"[A-Za-z0-9]+(?:[-'.][A-Za-z0-9]+)*", text))
+        for value in (s for s in secrets if " " in s):
+            assert value not in text
+    assert not (secrets & words)
+
+
+@pytest.mark.db
+def test_synthea_ptsd_bundle_gives_a_cohort_patient_covered_by_its_order(db_url, tmp_path):
+    src = tmp_path / "bundles"
+    src.mkdir()
+    (src / ELISEO).write_bytes((PTSD_BUNDLES / ELISEO).read_bytes())
+    bundle = json.loads((src / ELISEO).read_text())
+    [patient] = [e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "Patient"]  # fmt: skip
+    token = Tokenizer(KEY)("pt", patient["id"])
+    manifest, report = convert("fhir", src, tmp_path / "batch")
+    sertraline = [f for f in rows(tmp_path / "batch" / "prescriptions.csv")
+                  if "sertraline" in f["drug_name"].lower()]  # fmt: skip
+    assert [(f["patient_id"], f["source_type"], f["days_supply"]) for f in sertraline] == [
+        (token, "ordered", "30")
+    ]
+    assert report.notes["orders: supply from --order-supply-days (30)"] >= 1
+    assert main(["--quiet", "run", str(tmp_path / "batch"), "--out", str(tmp_path / "out")]) == 0
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select patient_id from core.ptsd_cohort").fetchall() == [(token,)]
+        trials = conn.execute(
+            "select ingredient, covered_days from core.med_trials where patient_id = %s", (token,)
+        ).fetchall()
+        assert trials == [("sertraline", 30)]
+        haystacks = _haystacks(conn, tmp_path / "batch", tmp_path / "out" / "latest")
+    secrets = _identifiers([patient])
+    for text in haystacks:
+        assert not any(s in text for s in secrets)
+
+
+@pytest.mark.unit
+def test_a_longer_order_supply_is_a_flag_and_is_counted(tmp_path):
+    src = tmp_path / "bundles"
+    src.mkdir()
+    (src / ELISEO).write_bytes((PTSD_BUNDLES / ELISEO).read_bytes())
+    _, report = convert("fhir", src, tmp_path / "batch", order_supply_days=90)
+    days = {f["days_supply"] for f in rows(tmp_path / "batch" / "prescriptions.csv")}
+    assert days == {"90"}
+    assert "orders: supply from --order-supply-days (90)" in report.notes
+
+
+# -- malformed exports: one clear error, or a counted skip; never a half batch
+
+
+def _bulk(tmp_path, patients: list[dict], **files: list) -> Path:
+    src = tmp_path / "export"
+    src.mkdir(exist_ok=True)
+    with (src / "Patient.ndjson").open("w") as fh:
+        for p in patients:
+            fh.write(json.dumps(p) + "\n")
+    for name, lines in files.items():
+        with (src / f"{name}.ndjson").open("w") as fh:
+            for line in lines:
+                fh.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return src
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1980-02-03", "gender": "female",
+           "managingOrganization": {"reference": "Organization/north"}}  # fmt: skip
+DISPENSE = {"resourceType": "MedicationDispense", "id": "d1", "status": "completed",
+            "subject": {"reference": "Patient/p1"}, "whenHandedOver": "2025-03-01",
+            "daysSupply": {"value": 30}, "medicationCodeableConcept": {"coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312940",
+                 "display": "sertraline 50 MG Oral Tablet"}]}}  # fmt: skip
+
+
+@pytest.mark.unit
+def test_a_truncated_ndjson_line_is_one_error_and_no_batch(tmp_path):
+    src = _bulk(tmp_path, [PATIENT], MedicationDispense=[DISPENSE, json.dumps(DISPENSE)[:40]])
+    with pytest.raises(FhirError) as err:
+        convert("fhir", src, tmp_path / "batch")
+    assert "MedicationDispense.ndjson line 2 column" in str(err.value)
+    assert "truncated" in str(err.value)
+    assert not (tmp_path / "batch").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+@pytest.mark.unit
+def test_the_cli_says_it_in_one_sentence(tmp_path, capsys):
+    src = _bulk(tmp_path, [PATIENT], MedicationDispense=["{not json"])
+    assert main(["convert", "--from", "fhir", str(src), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "MedicationDispense.ndjson line 1 column 2: not a JSON resource" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.unit
+def test_unknown_types_and_missing_patients_are_counted_skips(tmp_path):
+    orphan = {**DISPENSE, "id": "d2", "subject": {"reference": "Patient/nobody"}}
+    stray = {"resourceType": "Foo", "id": "x"}
+    src = _bulk(tmp_path, [PATIENT], MedicationDispense=[DISPENSE, orphan, stray],
+                Basic=[{"resourceType": "Basic", "id": "b"}])  # fmt: skip
+    with gzip.open(src / "Condition.000.ndjson.gz", "wt") as fh:
+        fh.write(json.dumps({"resourceType": "Condition", "id": "c1",
+                             "subject": {"reference": "Patient/p1"},
+                             "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                                  "code": "F43.10"}]},
+                             "onsetDateTime": "2025-01-05"}) + "\n")  # fmt: skip
+    _, report = convert("fhir", src, tmp_path / "batch")
+    data = report.as_json()["tables"]
+    assert data["MedicationDispense"]["dropped"] == {"reference to a missing patient": 1}
+    assert data["MedicationDispense (file)"]["dropped"] == {"resource of type 'Foo' skipped": 1}
+    assert data["files"]["dropped"] == {"Basic: resource type not used": 1}
+    assert [r["code"] for r in rows(tmp_path / "batch" / "diagnoses.csv")] == ["F43.10"]
+    [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
+    assert (fill["source_type"], fill["days_supply"], fill["site_id"]) == ("dispensed", "30", "north")
+
+
+@pytest.mark.unit
+def test_a_bundle_that_is_not_json_is_one_error(tmp_path):
+    src = tmp_path / "bundles"
+    src.mkdir()
+    (src / "a.json").write_text('{"resourceType": "Bundle", "entry": [')
+    with pytest.raises(FhirError) as err:
+        convert("fhir", src, tmp_path / "batch")
+    assert "a.json line 1 column" in str(err.value) and "not JSON" in str(err.value)
+    assert not (tmp_path / "batch").exists()
+
+
+@pytest.mark.unit
+def test_conditional_practitioner_references_resolve(tmp_path):
+    practitioner = {"resourceType": "Practitioner", "id": "dr9", "identifier": [
+        {"system": "http://hl7.org/fhir/sid/us-npi", "value": "9999974394"}]}  # fmt: skip
+    order = {"resourceType": "MedicationRequest", "id": "o1", "status": "active",
+             "intent": "order", "subject": {"reference": "Patient/p1"},
+             "authoredOn": "2025-02-01",
+             "requester": {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999974394"},
+             "medicationCodeableConcept": {"text": "Sertraline 50 MG Oral Tablet"},
+             "dispenseRequest": {"expectedSupplyDuration": {"value": 4, "unit": "weeks"}},
+             "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1,
+                                                          "periodUnit": "d"}},
+                                    "doseAndRate": [{"doseQuantity": {"value": 1}}]}]}  # fmt: skip
+    src = _bulk(tmp_path, [PATIENT], Practitioner=[practitioner], MedicationRequest=[order])
+    convert("fhir", src, tmp_path / "batch")
+    [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
+    assert fill["prescriber_id"] == Tokenizer(KEY)("dr", "dr9")
+    assert (fill["days_supply"], fill["daily_dose_mg"], fill["strength_mg"]) == ("28", "100.0", "50.0")
+
+
+# -- the round trip: the same cohort as a native batch and as a FHIR export
+
+
+def _case_keys(url: str, patient_map: dict[str, str] | None = None) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "select rule_id, patient_id, case_date::text, status, severity from audit.cases"
+        ).fetchall()
+    if patient_map is not None:
+        found = [(r, patient_map[p], d, s, v) for r, p, d, s, v in found]
+    return sorted(found)
+
+
+def _round_trip(tmp_path, monkeypatch, new_db, patients: int) -> tuple[list, list]:
+    assert main(["--quiet", "generate", "--patients", str(patients), "--seed", "3",
+                 "--out", str(tmp_path / "native")]) == 0  # fmt: skip
+    assert main(["--quiet", "generate", "--patients", str(patients), "--seed", "3",
+                 "--format", "fhir", "--out", str(tmp_path / "fhir")]) == 0  # fmt: skip
+    native_url, fhir_url = new_db(), new_db()
+    monkeypatch.setenv("DATABASE_URL", native_url)
+    assert main(["--quiet", "run", str(tmp_path / "native"), "--out", str(tmp_path / "o1")]) == 0
+    monkeypatch.setenv("DATABASE_URL", fhir_url)
+    assert main(["--quiet", "run", "--from", "fhir", str(tmp_path / "fhir"),
+                 "--as-of", json.loads((tmp_path / "native" / "manifest.json").read_text())["as_of"],
+                 "--out", str(tmp_path / "o2")]) == 0  # fmt: skip
+    token = Tokenizer(KEY)
+    with (tmp_path / "native" / "patients.csv").open() as fh:
+        back = {token("pt", r["patient_id"]): r["patient_id"] for r in csv.DictReader(fh)}
+    return _case_keys(native_url), _case_keys(fhir_url, back)
+
+
+@pytest.mark.db
+def test_round_trip_native_and_fhir_give_the_same_cases(tmp_path, monkeypatch, new_db):
+    native, fhir = _round_trip(tmp_path, monkeypatch, new_db, 400)
+    assert len(native) > 50
+    assert fhir == native
+
+
+@pytest.mark.db
+@pytest.mark.slow
+def test_round_trip_on_5000_patients(tmp_path, monkeypatch, new_db):
+    native, fhir = _round_trip(tmp_path, monkeypatch, new_db, 5000)
+    assert len({c[0] for c in native}) == 13
+    assert fhir == native
+
+
+@pytest.mark.unit
+def test_fhir_written_by_generate_is_a_bulk_layout(tmp_path):
+    assert main(["--quiet", "generate", "--patients", "30", "--format", "fhir",
+                 "--out", str(tmp_path / "x")]) == 0  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "x").iterdir())
+    assert "Patient.000.ndjson" in names and "export-manifest.json" in names
+    manifest = json.loads((tmp_path / "x" / "export-manifest.json").read_text())
+    for out in manifest["output"]:
+        with (tmp_path / "x" / out["url"]).open() as fh:
+            assert sum(1 for _ in fh) == out["count"]
+    assert Path(tmp_path / "x" / "Patient.000.ndjson").read_text().count('"resourceType"') == 30
