@@ -382,9 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_conv = sub.add_parser(
         "convert", parents=[common], help="convert an OMOP, Synthea or FHIR R4 export to a batch"
     )
-    p_conv.add_argument(
-        "--from", dest="source", required=True, choices=("omop", "synthea", "fhir")
-    )
+    p_conv.add_argument("--from", dest="source", required=True, choices=("omop", "synthea", "fhir"))
     p_conv.add_argument("--order-supply-days", type=int, metavar="N",
                         help="FHIR: the supply of an order that gives none (30)")  # fmt: skip
     p_conv.add_argument("src_dir", metavar="SRC_DIR")

@@ -211,15 +211,16 @@ LONG_FIELD = "an over-long field (more than 100,000 characters)"
 # printable ASCII (but chr(1), which joins a row's columns) makes a row a
 # candidate, so the superset holds after normalisation.
 VALUE_PREFILTER = (
-    r"[^\x01\x20-\x7e]|@|:|#|\+[0-9]|[Ww][Ww][Ww]\."
-    r"|[A-Za-z0-9-]\.([Cc][Oo][Mm]|[Oo][Rr][Gg]|[Nn][Ee][Tt]|[Gg][Oo][Vv]|[Ee][Dd][Uu]"
-    r"|[Mm][Ii][Ll]|[Ii][Nn][Ff][Oo]|[Bb][Ii][Zz]|[Ii][Oo])"
-    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9][0-9]"
-    r"|[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9] ?[-._/ ] ?[0-9][0-9][0-9][0-9]"
-    r"|\([0-9][0-9][0-9]\)|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]"
-    r"|[0-9]\.[0-9]+\.[0-9]+\.[0-9]"
-    r"|[Ss][Ss][Nn]|[Ss][Oo][Cc][Ii][Aa][Ll] [Ss][Ee][Cc]|[Mm][Rr][Nn]|[Mm][Ee][Dd] ?[Rr][Ee][Cc]"
-    r"|[Mm][Ee][Dd][Ii][Cc][Aa][Ll] [Rr][Ee][Cc]"
+    # outside printable ASCII (but chr(1)), or one of @ : # + (
+    r"[^\x01\x20-\x22\x24-\x27\x29\x2a\x2c-\x39\x3b-\x3f\x41-\x7e]"
+    # a dotted host: www.x, x.com
+    r"|[A-Za-z0-9-]\.[A-Za-z][A-Za-z]"
+    # 3-2-4 and 3-3-4 digits with separators; a separator with a space beside it
+    r"|[0-9][0-9][0-9][-._/ ][0-9][0-9][0-9]?[-._/ ][0-9][0-9][0-9][0-9]|[0-9] [-._/]|[-._/] [0-9]"
+    # nine digits in a row; four dotted groups
+    r"|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]|[0-9]\.[0-9]+\.[0-9]+\.[0-9]"
+    r"|[Ss][Ss][Nn]|[Mm][Rr][Nn]|[Mm][Ee][Dd]([Ii][Cc][Aa][Ll])? ?[Rr][Ee][Cc]"
+    r"|[Ss][Oo][Cc][Ii][Aa][Ll] [Ss][Ee][Cc]"
 )
 
 

@@ -63,8 +63,9 @@ def test_smart_bulk_sample_has_no_cohort_and_leaks_nothing(db_url, tmp_path):
     diazepam = [f for f in fills if "diazepam" in f["drug_name"].lower()]
     assert len(diazepam) == 1 and diazepam[0]["drug_code"] == "197591"
     report = json.loads((tmp_path / "batch.mapping.json").read_text())
-    assert "1,745 fills from orders, 0 dispenses: coverage from orders" in (
-        report["fields_not_filled"]["prescriptions"]
+    assert (
+        "1,745 fills from orders, 0 dispenses: coverage from orders"
+        in (report["fields_not_filled"]["prescriptions"])
     )
     assert main(["--quiet", "run", str(tmp_path / "batch"), "--out", str(tmp_path / "out")]) == 0
     with psycopg.connect(db_url) as conn:
@@ -189,7 +190,11 @@ def test_unknown_types_and_missing_patients_are_counted_skips(tmp_path):
     assert data["files"]["dropped"] == {"Basic: resource type not used": 1}
     assert [r["code"] for r in rows(tmp_path / "batch" / "diagnoses.csv")] == ["F43.10"]
     [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
-    assert (fill["source_type"], fill["days_supply"], fill["site_id"]) == ("dispensed", "30", "north")
+    assert (fill["source_type"], fill["days_supply"], fill["site_id"]) == (
+        "dispensed",
+        "30",
+        "north",
+    )
 
 
 @pytest.mark.unit
@@ -220,7 +225,11 @@ def test_conditional_practitioner_references_resolve(tmp_path):
     convert("fhir", src, tmp_path / "batch")
     [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
     assert fill["prescriber_id"] == Tokenizer(KEY)("dr", "dr9")
-    assert (fill["days_supply"], fill["daily_dose_mg"], fill["strength_mg"]) == ("28", "100.0", "50.0")
+    assert (fill["days_supply"], fill["daily_dose_mg"], fill["strength_mg"]) == (
+        "28",
+        "100.0",
+        "50.0",
+    )
 
 
 # -- the round trip: the same cohort as a native batch and as a FHIR export

@@ -496,7 +496,8 @@ class _Conversion:
         enc = ref_id(resource.get("encounter"), "Encounter") if rtype == "Procedure" else None
         key = ("Encounter", enc) if enc else (rtype, rid)
         site = self.site or self.site_of_org(
-            org_key(resource.get("location"), "Location") or org_key(resource.get("serviceProvider"))
+            org_key(resource.get("location"), "Location")
+            or org_key(resource.get("serviceProvider"))
         )
         if self.w.add("therapy_sessions", {
             "session_id": self.tokens("ses", *key), "patient_id": self.tokens("pt", pid),
@@ -512,7 +513,10 @@ class _Conversion:
             pid = self.patient_of(c, "Condition")
             if pid is None:
                 continue
-            status = code_in(c.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/condition-ver-status")
+            status = code_in(
+                c.get("verificationStatus"),
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+            )
             if status in ("entered-in-error", "refuted"):
                 self.report.drop("Condition", f"verification status {status}")
                 continue
@@ -677,11 +681,15 @@ class _Conversion:
                 on = when(r.get("whenHandedOver"), r.get("whenPrepared"))
                 days = _number((r.get("daysSupply") or {}).get("value"))
                 quantity = _number((r.get("quantity") or {}).get("value"))
-                requests = [ref_id(a, "MedicationRequest") for a in r.get("authorizingPrescription") or []]
+                requests = [
+                    ref_id(a, "MedicationRequest") for a in r.get("authorizingPrescription") or []
+                ]
                 prescriber = None
                 for req in filter(None, requests):
                     pending_req.append((req,))
-                    row = self.db.execute("select prescriber from request where id = ?", (req,)).fetchone()
+                    row = self.db.execute(
+                        "select prescriber from request where id = ?", (req,)
+                    ).fetchone()
                     prescriber = prescriber or (row[0] if row else None)
                 setting = self._setting(r, "outpatient")
             elif kind == "MedicationAdministration":
@@ -691,11 +699,16 @@ class _Conversion:
                 days = float((end - on).days + 1) if on and end and end >= on else 1.0
                 quantity = None
                 prescriber = self.practitioner(
-                    next((p.get("actor") for p in r.get("performer") or [] if isinstance(p, dict)), None)
+                    next(
+                        (p.get("actor") for p in r.get("performer") or [] if isinstance(p, dict)),
+                        None,
+                    )
                 )
                 setting = self._setting(r, "inpatient")
             else:  # MedicationStatement
-                on = when(r.get("effectiveDateTime"), r.get("effectivePeriod"), r.get("dateAsserted"))
+                on = when(
+                    r.get("effectiveDateTime"), r.get("effectivePeriod"), r.get("dateAsserted")
+                )
                 period = r.get("effectivePeriod") or {}
                 end = when(period.get("end")) if isinstance(period, dict) else None
                 days = float((end - on).days + 1) if on and end and end >= on else None
@@ -746,7 +759,9 @@ class _Conversion:
                 continue
             if r.get("status") in ("entered-in-error", "cancelled", "draft") or r.get("intent") in (
                 "proposal", "plan"):  # fmt: skip
-                self.report.drop("MedicationRequest", f"status {r.get('status')} / intent {r.get('intent')}")
+                self.report.drop(
+                    "MedicationRequest", f"status {r.get('status')} / intent {r.get('intent')}"
+                )
                 continue
             system, code, name, strength = self._drug(r)
             rid = str(r.get("id"))
@@ -756,7 +771,9 @@ class _Conversion:
                 not linked and self.db.execute(
                     "select 1 from dispensed_drug where patient = ? and drug = ?",
                     (pid, code or name.lower())).fetchone()):  # fmt: skip
-                self.report.drop("MedicationRequest", "dispensed, administered or reported: the fills say it")
+                self.report.drop(
+                    "MedicationRequest", "dispensed, administered or reported: the fills say it"
+                )
                 continue
             on = when(r.get("authoredOn"), (r.get("dispenseRequest") or {}).get("validityPeriod"))
             if on is None:
@@ -771,7 +788,10 @@ class _Conversion:
             if days is None and quantity and dose and strength:
                 days, how = round(quantity * strength / dose), "quantity and dose"
             if days is None:
-                days, how = self.order_supply_days, f"--order-supply-days ({self.order_supply_days})"
+                days, how = (
+                    self.order_supply_days,
+                    f"--order-supply-days ({self.order_supply_days})",
+                )
             self.counts[f"orders: supply from {how}"] += 1
             repeats = request.get("numberOfRepeatsAllowed")
             repeats = repeats if isinstance(repeats, int) and 0 < repeats <= 12 else 0
@@ -867,7 +887,9 @@ def convert(
 def _not_filled(c: _Conversion) -> dict[str, list[str]]:
     n = c.w.rows
     missing = {
-        "patients": ["every direct identifier (names, addresses, telecom, identifiers): never read"],
+        "patients": [
+            "every direct identifier (names, addresses, telecom, identifiers): never read"
+        ],
         "diagnoses": [],
         "prescriptions": [],
         "therapy_sessions": [],

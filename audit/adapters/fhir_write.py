@@ -113,8 +113,9 @@ def write_bulk(batch: Path, out: Path) -> dict[str, int]:
         "transactionTime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "request": "rxaudit generate --format fhir",
         "requiresAccessToken": False,
-        "output": [{"type": k, "url": f"{k}.000.ndjson", "count": n}
-                   for k, n in sorted(w.counts.items())],  # fmt: skip
+        "output": [
+            {"type": k, "url": f"{k}.000.ndjson", "count": n} for k, n in sorted(w.counts.items())
+        ],  # fmt: skip
         "error": [],
     }
     (out / "export-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
