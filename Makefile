@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard audit tests benchmarks dags scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format lock clean wheel-check
+.PHONY: help venv demo test test-fast lint format lock clean wheel-check crosscheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,11 +25,17 @@ venv: $(STAMP) ## create the virtual environment and install the project
 demo: $(STAMP) ## run the Airflow DAGs on a synthetic cohort (embedded PostgreSQL unless DATABASE_URL is set)
 	$(VENV)/bin/rxaudit demo --out reports
 
-test: $(STAMP) ## run every test (DATABASE_URL, else an embedded PostgreSQL)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+test: $(STAMP) node_modules/.package-lock.json ## run every test (DATABASE_URL, else an embedded PostgreSQL)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## the tests without the slow ones
 	$(PY) -m pytest -m "not slow"
+
+crosscheck: $(STAMP) node_modules/.package-lock.json ## CMS128 on fqm-execution against rxaudit's coverage (needs DATABASE_URL)
+	$(PY) scripts/cms128_crosscheck.py --patients 1000
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check $(LINT_DIRS)
@@ -52,4 +58,4 @@ lock: $(STAMP) ## refresh constraints.txt from the environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^rxaudit' > constraints.txt
 
 clean: ## remove the environment, the embedded database and reports
-	rm -rf $(VENV) .rxaudit reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) .rxaudit reports .pytest_cache .ruff_cache node_modules
