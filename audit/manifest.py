@@ -135,6 +135,11 @@ def parse_manifest(data: bytes) -> Manifest:
     batch_id = doc.get("batch_id")
     if not isinstance(batch_id, str) or not re.fullmatch(contract.BATCH_ID_PATTERN, batch_id):
         raise _reject("'batch_id' must be 1-128 characters of A-Z a-z 0-9 . _ -", column="batch_id")
+    from audit import guard
+
+    if kind := guard.value_kind(batch_id):
+        # the batch id is printed in every report and message: it is guarded too
+        raise _reject(f"'batch_id' looks like {kind} (de-identification guard)", column="batch_id")
     version = doc.get("schema_version")
     if not isinstance(version, str) or version not in contract.SCHEMA_VERSIONS:
         known = ", ".join(sorted(contract.SCHEMA_VERSIONS))
@@ -145,8 +150,6 @@ def parse_manifest(data: bytes) -> Manifest:
     if source is not None and (not isinstance(source, str) or len(source) > 200):
         raise _reject("'source' must be a short text", column="source")
     if source is not None:
-        from audit import guard
-
         kind = guard.value_kind(source)
         if kind:
             raise _reject(f"'source' looks like {kind} (de-identification guard)", column="source")

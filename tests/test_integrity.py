@@ -161,3 +161,13 @@ def test_an_end_of_data_line_is_found_across_chunk_boundaries(split):
         scan.feed(data[:split])
         scan.feed(data[split:])
     assert "patients.csv line 3:" in str(err.value)
+
+
+@pytest.mark.unit
+def test_a_batch_id_that_looks_like_an_identifier_is_refused():
+    text = json.dumps({"batch_id": "123-45-6789", "schema_version": "1.1", "as_of": "2025-12-31",
+                       "files": {}})  # fmt: skip
+    with pytest.raises(BatchRejected) as err:
+        parse_manifest(text.encode())
+    assert "'batch_id' looks like an SSN (de-identification guard)" in str(err.value)
+    assert "6789" not in str(err.value)
