@@ -321,10 +321,15 @@ class _Conversion:
         self.site = site
         self.order_supply_days = supply
         self.report = ConversionReport("fhir")
-        self.w = NativeWriter(out, dedupe=("therapy_sessions", "clinical_events", "trials"))
+        # FHIR ids are unique per type, so rows keyed by their resource need
+        # no memory of what was written; only an encounter's session, which
+        # its procedures share, is remembered (by encounter id)
+        self.w = NativeWriter(out, dedupe=("trials",))
+        self.encounter_sessions: set[str] = set()
         self.practitioners: dict[str, str] = {}  # "system|value" -> Practitioner id
         self.medications: dict[str, dict] = {}
-        self.patients: dict[str, list] = {}  # id -> [birth year, sex, org, site votes]
+        self.patients: dict[str, list] = {}  # id -> [birth year, sex, org, then site]
+        self.site_votes: dict[str, Counter] = {}  # only patients without managingOrganization
         self.latest: dt.date | None = None
         self.db = sqlite3.connect(work / "orders.sqlite")
         self.db.execute("create table request (id text primary key, prescriber text)")
@@ -410,7 +415,9 @@ class _Conversion:
             year = int(birth[:4]) if isinstance(birth, str) and birth[:4].isdigit() else None
             sex = {"female": "F", "male": "M", "other": "X"}.get(str(p.get("gender")), "U")
             org = org_key(p.get("managingOrganization"))
-            self.patients[pid] = [year, sex, org, Counter()]
+            self.patients[pid] = [year, sex, org, None]
+            if org is None:
+                self.site_votes[pid] = Counter()
             t.written += 0
         if not self.patients:
             raise FhirError("the export holds no Patient resource")
@@ -421,8 +428,8 @@ class _Conversion:
             if pid is None:
                 continue
             org = org_key(e.get("serviceProvider"))
-            if org:
-                self.patients[pid][3][org] += 1
+            if org and pid in self.site_votes:
+                self.site_votes[pid][org] += 1
             if e.get("status") in ("cancelled", "entered-in-error"):
                 continue
             on = when(e.get("period"))
@@ -438,18 +445,20 @@ class _Conversion:
     def _write_patients(self) -> None:
         t = self.report.table("Patient")
         unsited = 0
-        for pid, (year, sex, org, votes) in self.patients.items():
+        for pid, (year, sex, org, _) in self.patients.items():
+            votes = self.site_votes.get(pid)
             site = self.site or self.site_of_org(org)
             if site is None and votes:
                 site = self.site_of_org(votes.most_common(1)[0][0])
             if site is None:
                 site, unsited = "fhir", unsited + 1
-            self.patients[pid] = [year, sex, org, site]
+            self.patients[pid][3] = site
             self.w.add("patients", {"patient_id": self.tokens("pt", pid), "birth_year": year,
                                     "sex": sex, "site_id": site})  # fmt: skip
             t.written += 1
         if unsited:
             self.counts["patients without a site (site 'fhir')"] = unsited
+        self.site_votes.clear()
 
     def _home(self, pid: str) -> str:
         return self.patients[pid][3]
@@ -494,12 +503,18 @@ class _Conversion:
                 clinician = clinician or self.practitioner(p.get("actor") or p.get("individual"))
         # a procedure of an encounter is the encounter's session, written once
         enc = ref_id(resource.get("encounter"), "Encounter") if rtype == "Procedure" else None
+        if rtype == "Encounter":
+            enc = str(rid)
+        if enc is not None:
+            if enc in self.encounter_sessions:
+                return
+            self.encounter_sessions.add(enc)
         key = ("Encounter", enc) if enc else (rtype, rid)
         site = self.site or self.site_of_org(
             org_key(resource.get("location"), "Location")
             or org_key(resource.get("serviceProvider"))
         )
-        if self.w.add("therapy_sessions", {
+        if self.w.add("therapy_sessions", {  # one per encounter, see above
             "session_id": self.tokens("ses", *key), "patient_id": self.tokens("pt", pid),
             "clinician_id": clinician, "site_id": site or self._home(pid),
             "session_date": on.isoformat(),
