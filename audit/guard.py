@@ -36,6 +36,9 @@ _IDENTIFIER_TOKENS = {
     "familyname": "a name",
     "middlename": "a name",
     "maidenname": "a name",
+    "maiden": "a name",
+    "guarantor": "a name",
+    "nok": "a name",
     "ssn": "a social security number",
     "socialsecurity": "a social security number",
     "socialsecuritynumber": "a social security number",
@@ -214,7 +217,7 @@ VALUE_PREFILTER = (
     # outside printable ASCII (but chr(1)), or one of @ : # + (
     r"[^\x01\x20-\x22\x24-\x27\x29\x2a\x2c-\x39\x3b-\x3f\x41-\x7e]"
     # a dotted host: www.x, x.com
-    r"|[A-Za-z0-9-]\.[A-Za-z][A-Za-z]"
+    r"|\.[A-Za-z][A-Za-z]"
     # 3-2-4 and 3-3-4 digits with separators; a separator with a space beside it
     r"|[0-9][0-9][0-9][-._/ ][0-9][0-9][0-9]?[-._/ ][0-9][0-9][0-9][0-9]|[0-9] [-._/]|[-._/] [0-9]"
     # nine digits in a row; four dotted groups

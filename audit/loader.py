@@ -194,6 +194,10 @@ class _LineScan:
         self.tail = window[-4:]
         self.last = chunk[-1:]
 
+    def accounts_for(self, rows: int) -> bool:
+        """The line breaks are exactly the header's and one per row."""
+        return self.newlines - 1 + (0 if self.last == b"\n" else 1) == rows
+
     def check(self, rows: int, embedded: int) -> None:
         """Reject the file unless its line breaks are the header's, one per
         record (the last may lack one) and those inside quoted fields."""
@@ -681,17 +685,19 @@ class Loader:
         if digest.hexdigest() != expected_sha:
             raise BatchRejected("SHA-256 differs from the manifest", file=spec.file_name)
         # Every record the file holds was loaded: its line breaks are the
-        # header's, one per record and those inside quoted fields.
-        embedded = self.conn.execute(
-            sql.SQL(
-                "select coalesce(sum(length(t) - length(replace(t, chr(10), ''))), 0)::bigint"
-                " from (select concat_ws('', {cols}) as t from {tbl}"
-                " where strpos(concat_ws('', {cols}), chr(10)) > 0) s"
-            ).format(
-                cols=sql.SQL(", ").join(names),
-                tbl=target,
-            )
-        ).fetchone()[0]
+        # header's, one per record and those inside quoted fields. When the
+        # breaks are no more than the header's and one per loaded row, none
+        # can be inside a field and nothing was dropped; only otherwise are
+        # the breaks inside fields counted.
+        embedded = 0
+        if not lines.accounts_for(rows):
+            embedded = self.conn.execute(
+                sql.SQL(
+                    "select coalesce(sum(length(t) - length(replace(t, chr(10), ''))), 0)::bigint"
+                    " from (select concat_ws('', {cols}) as t from {tbl}"
+                    " where strpos(concat_ws('', {cols}), chr(10)) > 0) s"
+                ).format(cols=sql.SQL(", ").join(names), tbl=target)
+            ).fetchone()[0]
         lines.check(rows, embedded)
         if extras:
             cols = sql.SQL(", ").join(sql.Identifier(c) for c in ("line_no", *spec.column_names))
