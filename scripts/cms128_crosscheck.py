@@ -199,7 +199,9 @@ def patient_bundle(i: int, rng: random.Random, vs, meds: list[dict]) -> tuple[st
     for r in resources:  # QI-Core profiles: the measure's retrieves require them
         profile = PROFILES.get(r["resourceType"])
         if profile:
-            r["meta"] = {"profile": [f"http://hl7.org/fhir/us/qicore/StructureDefinition/{profile}"]}
+            r["meta"] = {
+                "profile": [f"http://hl7.org/fhir/us/qicore/StructureDefinition/{profile}"]
+            }
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}  # fmt: skip
     return pid, bundle, fills
@@ -313,7 +315,9 @@ def rxaudit_acute(patients: Path, work: Path, admin: str, name: str) -> dict[str
     """Convert the Bundles, audit them in a scratch database, return each
     patient's acute covered days of the episode that starts on its first fill."""
     with psycopg.connect(db.to_libpq(admin), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(db.to_libpq(admin), dbname=name)
     env = {**os.environ, "DATABASE_URL": url, "RXAUDIT_TOKEN_KEY": KEY}
