@@ -289,3 +289,21 @@ def test_fhir_written_by_generate_is_a_bulk_layout(tmp_path):
         with (tmp_path / "x" / out["url"]).open() as fh:
             assert sum(1 for _ in fh) == out["count"]
     assert Path(tmp_path / "x" / "Patient.000.ndjson").read_text().count('"resourceType"') == 30
+
+
+@pytest.mark.unit
+def test_counseling_outside_mental_health_is_not_psychotherapy(tmp_path):
+    def procedure(pid: str, display: str) -> dict:
+        return {"resourceType": "Procedure", "id": pid, "status": "completed",
+                "subject": {"reference": "Patient/p1"}, "performedDateTime": "2025-03-02",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "0",
+                                     "display": display}]}}  # fmt: skip
+
+    src = _bulk(tmp_path, [PATIENT], Procedure=[
+        procedure("a", "Counseling for termination of pregnancy"),
+        procedure("b", "Trauma-focused counseling"),
+        procedure("c", "Prolonged exposure therapy for PTSD"),
+    ])  # fmt: skip
+    convert("fhir", src, tmp_path / "batch")
+    sessions = rows(tmp_path / "batch" / "therapy_sessions.csv")
+    assert sorted(s["modality"] for s in sessions) == ["PE", "UNKNOWN"]

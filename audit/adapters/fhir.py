@@ -31,7 +31,6 @@ from pathlib import Path
 from audit import contract
 from audit.adapters.common import (
     PSYCHOTHERAPY_CPT,
-    PSYCHOTHERAPY_WORDS,
     ConversionReport,
     NativeWriter,
     Tokenizer,
@@ -60,11 +59,18 @@ PSYCHOTHERAPY_SNOMED = {
     "75516001",  # Psychotherapy
     "228557008",  # Cognitive and behavioral therapy
     "304891004",  # Cognitive behavioral therapy
-    "313046009",  # Individual psychotherapy? (group/individual variants)
     "76168009",  # Group psychotherapy
-    "90102008",  # Social skills training? (behavioural)
 }
-HOSPICE_SNOMED = {"385763009", "305336008", "305911006", "170935008"}
+# The wording of psychotherapy; counseling only with a mental-health word
+# ("counseling for termination of pregnancy" is not psychotherapy).
+FHIR_PSYCHOTHERAPY_WORDS = re.compile(
+    r"psychotherap|cognitive[- ]behaviou?ral therapy|cognitive processing|prolonged exposure"
+    r"|exposure therapy|eye movement desensiti[sz]ation|\bemdr\b|narrative exposure"
+    r"|written exposure|(psycholog|mental health|trauma|behaviou?ral health)[\w -]{0,24}counsel",
+    re.IGNORECASE,
+)
+# Hospice care, admission to hospice, and CMS128's hospice diagnosis value set.
+HOSPICE_SNOMED = {"385763009", "305336008", "170935008", "170936009", "305911006"}
 HOSPICE_WORDS = re.compile(r"\bhospice\b", re.I)
 NIGHTMARE_WORDS = re.compile(r"\bnightmare", re.I)
 
@@ -477,7 +483,7 @@ class _Conversion:
                 return True
             if code_in(c, RXAUDIT_MODALITY):
                 return True
-            if any(PSYCHOTHERAPY_WORDS.search(x) for x in texts(c)):
+            if any(FHIR_PSYCHOTHERAPY_WORDS.search(x) for x in texts(c)):
                 return True
         return False
 
