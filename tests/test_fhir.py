@@ -307,3 +307,24 @@ def test_counseling_outside_mental_health_is_not_psychotherapy(tmp_path):
     convert("fhir", src, tmp_path / "batch")
     sessions = rows(tmp_path / "batch" / "therapy_sessions.csv")
     assert sorted(s["modality"] for s in sessions) == ["PE", "UNKNOWN"]
+
+
+@pytest.mark.unit
+def test_an_oversized_resource_or_bundle_is_refused(tmp_path, monkeypatch):
+    from audit.adapters import fhir
+
+    monkeypatch.setattr(fhir, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(fhir, "MAX_BUNDLE_BYTES", 1000)
+    big = {**PATIENT, "id": "p2", "text": {"div": "x" * 2000}}
+    src = _bulk(tmp_path, [PATIENT, big])
+    with pytest.raises(FhirError) as err:
+        convert("fhir", src, tmp_path / "batch")
+    assert "Patient.ndjson line 2: a resource of more than" in str(err.value)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    (bundles / "b.json").write_text(json.dumps({"resourceType": "Bundle", "entry": [
+        {"resource": big}]}))  # fmt: skip
+    with pytest.raises(FhirError) as err:
+        convert("fhir", bundles, tmp_path / "batch2")
+    assert "b.json: a Bundle of more than" in str(err.value)
+    assert not (tmp_path / "batch").exists() and not (tmp_path / "batch2").exists()

@@ -88,6 +88,10 @@ SOURCE_TYPE_OF = {
     "MedicationStatement": "reported",
 }
 DEFAULT_ORDER_SUPPLY_DAYS = 30
+#: A longer NDJSON line (one resource) or a larger Bundle file is refused:
+#: no resource of these types is near it, and reading it would take the memory.
+MAX_LINE_CHARS = 64 * 2**20
+MAX_BUNDLE_BYTES = 256 * 2**20
 _ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PER_DAY = {"s": 86400, "min": 1440, "h": 24, "d": 1, "wk": 1 / 7, "mo": 1 / 30, "a": 1 / 365}
 _UNIT_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30,
@@ -122,7 +126,14 @@ def read_ndjson(path: Path, expected_type: str, report: ConversionReport) -> Ite
     name = path.name
     try:
         with _open(path) as fh:
-            for line_no, line in enumerate(fh, start=1):
+            line_no = 0
+            while line := fh.readline(MAX_LINE_CHARS + 1):
+                line_no += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise FhirError(
+                        f"{name} line {line_no}: a resource of more than"
+                        f" {MAX_LINE_CHARS // 2**20} MiB (a corrupt file?)"
+                    )
                 if not line.strip():
                     continue
                 try:
@@ -153,6 +164,11 @@ def spool_bundles(src: Path, work: Path, report: ConversionReport) -> Path:
     handles: dict[str, object] = {}
     try:
         for path in files:
+            if path.stat().st_size > MAX_BUNDLE_BYTES:
+                raise FhirError(
+                    f"{path.name}: a Bundle of more than {MAX_BUNDLE_BYTES // 2**20} MiB;"
+                    " export large data as bulk NDJSON"
+                )
             try:
                 with path.open(encoding="utf-8") as fh:
                     doc = json.load(fh)
