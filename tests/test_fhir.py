@@ -328,3 +328,18 @@ def test_an_oversized_resource_or_bundle_is_refused(tmp_path, monkeypatch):
         convert("fhir", bundles, tmp_path / "batch2")
     assert "b.json: a Bundle of more than" in str(err.value)
     assert not (tmp_path / "batch").exists() and not (tmp_path / "batch2").exists()
+
+
+@pytest.mark.unit
+def test_files_named_by_a_server_are_typed_by_their_content(tmp_path):
+    src = tmp_path / "export"
+    src.mkdir()
+    (src / "patient.ndjson").write_text(json.dumps(PATIENT) + "\n")
+    (src / "8f2c1d.ndjson").write_text(json.dumps(DISPENSE) + "\n")
+    (src / "log.ndjson").write_text('{"not": "a resource"}\n')
+    (src / "export-manifest.json").write_text("{}")
+    _, report = convert("fhir", src, tmp_path / "batch")
+    assert report.notes["layout"] == "bulk"
+    [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
+    assert fill["source_type"] == "dispensed"
+    assert len(rows(tmp_path / "batch" / "patients.csv")) == 1

@@ -111,13 +111,37 @@ def _open(path: Path):
     return path.open(encoding="utf-8")
 
 
+def _first_type(path: Path) -> str | None:
+    """The resourceType of a file's first resource (for files not named by type)."""
+    try:
+        with _open(path) as fh:
+            line = fh.readline(MAX_LINE_CHARS)
+        kind = json.loads(line).get("resourceType") if line.strip() else None
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, AttributeError):
+        return None  # read_ndjson names the fault when the file is read
+    return kind if isinstance(kind, str) else None
+
+
 def bulk_files(src: Path) -> dict[str, list[Path]]:
-    """The NDJSON files of a bulk export folder, by resource type."""
+    """The NDJSON files of a bulk export folder, by resource type.
+
+    ``Patient.ndjson``, ``Patient.000.ndjson``, ``patient.ndjson.gz``: the type
+    is in the name (any case). A file named otherwise (``<uuid>.ndjson``, as
+    some servers write) is typed by its first resource.
+    """
+    known = {t.lower(): t for t in TYPES}
     out: dict[str, list[Path]] = {}
     for path in sorted(src.iterdir()):
+        name = path.name.lower()
+        if not path.is_file() or name == "log.ndjson":
+            continue
+        if not (name.endswith(".ndjson") or name.endswith(".ndjson.gz")):
+            continue
         m = _FILE.match(path.name)
-        if m and path.is_file() and path.name != "log.ndjson":
-            out.setdefault(m.group("type"), []).append(path)
+        kind = known.get(m.group("type").lower()) if m else None
+        if kind is None:
+            kind = _first_type(path) or (m.group("type") if m else path.name)
+        out.setdefault(kind, []).append(path)
     return out
 
 
