@@ -343,3 +343,14 @@ def test_files_named_by_a_server_are_typed_by_their_content(tmp_path):
     [fill] = rows(tmp_path / "batch" / "prescriptions.csv")
     assert fill["source_type"] == "dispensed"
     assert len(rows(tmp_path / "batch" / "patients.csv")) == 1
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("days", ["0", "366", "-5"])
+def test_order_supply_days_out_of_range_is_a_usage_error(tmp_path, capsys, days):
+    src = _bulk(tmp_path, [PATIENT])
+    code = main(["convert", "--from", "fhir", str(src), "--out", str(tmp_path / "b"),
+                 "--order-supply-days", days])  # fmt: skip
+    assert code == 2
+    assert "--order-supply-days must be between 1 and 365" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

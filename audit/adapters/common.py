@@ -235,6 +235,8 @@ def convert(
     src = Path(src)
     if not src.is_dir():
         raise UsageError(f"{src} is not a folder")
+    if order_supply_days is not None and kind != "fhir":
+        raise UsageError("--order-supply-days applies to --from fhir only")
     tokens = Tokenizer(key)
     if kind == "synthea":
         from audit.adapters import synthea
@@ -249,7 +251,7 @@ def convert(
 
         manifest, report = fhir.convert(
             src, Path(out), tokens, as_of, site,
-            order_supply_days or fhir.DEFAULT_ORDER_SUPPLY_DAYS,
+            fhir.DEFAULT_ORDER_SUPPLY_DAYS if order_supply_days is None else order_supply_days,
         )  # fmt: skip
     else:
         raise UsageError(f"unknown source kind {kind!r}: omop, synthea or fhir")
