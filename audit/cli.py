@@ -181,6 +181,32 @@ def cmd_batch_withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from audit import users
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    users.add(args.name, args.role, args.site, password)
+    sites = ", ".join(args.site) if args.site else "every site"
+    print(f"user {args.name}: {args.role} of {sites}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    from audit import users
+
+    users.disable(args.name)
+    print(f"user {args.name}: disabled, sessions ended")
+    return 0
+
+
+def cmd_users_set_sites(args: argparse.Namespace) -> int:
+    from audit import users
+
+    users.set_sites(args.name, args.site)
+    print(f"user {args.name}: sites {', '.join(args.site) or '(none)'}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -359,6 +385,26 @@ def build_parser() -> argparse.ArgumentParser:
         "batches", parents=[common], help="the loaded batches: rows added, records replaced"
     )
     p_batches.set_defaults(func=cmd_batches)
+    p_users = sub.add_parser("users", parents=[common], help="the workspace's accounts")
+    users_sub = p_users.add_subparsers(dest="users_command", metavar="SUBCOMMAND")
+    p_uadd = users_sub.add_parser(
+        "add", parents=[common], help="create an account (or replace its role, sites, password)"
+    )
+    p_uadd.add_argument("name", metavar="NAME")
+    p_uadd.add_argument("--role", required=True, choices=("reviewer", "lead", "auditor"))
+    p_uadd.add_argument("--site", action="append", default=[], metavar="SITE",
+                        help="a site whose patients the account may see (repeat)")  # fmt: skip
+    p_uadd.add_argument("--password-stdin", action="store_true", required=True,
+                        help="read the password from standard input (never an argument)")  # fmt: skip
+    p_uadd.set_defaults(func=cmd_users_add)
+    p_udis = users_sub.add_parser("disable", parents=[common], help="disable an account")
+    p_udis.add_argument("name", metavar="NAME")
+    p_udis.set_defaults(func=cmd_users_disable)
+    p_usites = users_sub.add_parser("set-sites", parents=[common], help="set an account's sites")
+    p_usites.add_argument("name", metavar="NAME")
+    p_usites.add_argument("--site", action="append", default=[], metavar="SITE")
+    p_usites.set_defaults(func=cmd_users_set_sites)
+
     p_batch = sub.add_parser("batch", parents=[common], help="one batch in full")
     batch_sub = p_batch.add_subparsers(dest="batch_command", metavar="SUBCOMMAND")
     p_show = batch_sub.add_parser(

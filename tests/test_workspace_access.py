@@ -1,0 +1,160 @@
+"""The workspace's access model in PostgreSQL: the web role reads only the
+`web` views, sees only its signed-in user's sites (none without a session),
+and writes reviews, assignments and the access log only through functions
+that stamp the user. SQL-level: a forgotten filter, or a hand-written query,
+shows no other site's patient."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.rulekit import World, evaluate
+from tests.test_security import _refused, login  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def world(conn, tmp_path):
+    w = World()
+    w.patient("a1", ptsd_on="2025-01-01", site="site-a").fill("alprazolam", "2025-02-01", 30)
+    w.patient("a2", ptsd_on="2025-01-01", site="site-a").fill("lorazepam", "2025-03-01", 30)
+    w.patient("b1", ptsd_on="2025-01-01", site="site-b").fill("alprazolam", "2025-02-01", 30)
+    w.load(conn, tmp_path)
+    cases = {c["patient_id"]: c["case_id"] for c in evaluate(conn) if c["rule_id"] == "BZD-PTSD"}
+    for name, role, sites in (("alice", "reviewer", ["site-a"]), ("bob", "reviewer", ["site-b"]),
+                              ("lena", "lead", ["site-a"]), ("audrey", "auditor", [])):  # fmt: skip
+        conn.execute("select review.set_user(%s, %s, %s, 'argon2-hash-not-checked-here')",
+                     (name, role, sites))  # fmt: skip
+    conn.commit()
+    return cases
+
+
+def _signed_in(web, user: str) -> str:
+    token = web.execute("select review.open_session(%s, 30)", (user,)).fetchone()[0]
+    web.execute("select set_config('rxaudit.session', %s, false)", (token,))
+    return token
+
+
+def _sites(web) -> list[str]:
+    return sorted({r[0] for r in web.execute("select site_id from web.cases").fetchall()})
+
+
+def test_without_a_session_the_web_role_sees_no_patient(login, world):  # noqa: F811
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        for view in ("cases", "reviews", "pathway", "measures", "access_log", "me"):
+            assert web.execute(f"select count(*) from web.{view}").fetchone() == (0,), view  # noqa: S608
+        web.execute("select set_config('rxaudit.session', 'a-guessed-token', false)")
+        assert web.execute("select count(*) from web.cases").fetchone() == (0,)
+
+
+def test_a_reviewer_sees_only_their_sites_even_by_hand_written_queries(login, world):  # noqa: F811
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        _signed_in(web, "alice")
+        assert _sites(web) == ["site-a"]
+        assert web.execute(
+            "select count(*) filter (where site_id = 'site-b'), count(*) from web.cases"
+        ).fetchone() == (0, 2)
+        assert web.execute(
+            "select count(*) from web.pathway where home_site_id = 'site-b'"
+        ).fetchone() == (0,)
+        for stmt in (
+            "select * from audit.cases",
+            "select * from core.patients",
+            "select * from raw.prescriptions",
+            "select * from report.cases",
+            "select * from review.reviews",
+            "select * from review.users",
+            "select * from review.sessions",
+            "update review.reviews set note = 'x'",
+            "delete from review.access_log",
+            "insert into review.access_log (user_name, what) values ('x', 'y')",
+            "select review.add_review('c', 'confirmed', 'n', 'someone')",
+            "select review.set_user('eve', 'auditor', '{}', 'h')",
+        ):
+            assert _refused(web, stmt), stmt
+        # a leaky function of the web role's own sees no row the view drops
+        web.execute(
+            "create function pg_temp.peek(t text) returns boolean language plpgsql"
+            " cost 0.0000001 as $$ begin raise notice 'saw %', t; return true; end $$"
+        )
+        seen = []
+        web.add_notice_handler(lambda d: seen.append(d.message_primary))
+        web.execute("select * from web.cases where pg_temp.peek(site_id)").fetchall()
+        assert seen and all(m == "saw site-a" for m in seen)
+
+
+def test_an_auditor_sees_every_site_and_the_access_log(login, world):  # noqa: F811
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        _signed_in(web, "alice")
+        web.execute("select review.log_access('case page', %s, 1)", (world["a1"],))
+        assert web.execute("select count(*) from web.access_log").fetchone() == (0,)
+        _signed_in(web, "audrey")
+        assert _sites(web) == ["site-a", "site-b"]
+        rows = web.execute("select user_name, what, object_id, rows from web.access_log").fetchall()
+        assert rows == [("alice", "case page", world["a1"], 1)]
+
+
+def test_reviews_and_assignments_are_stamped_and_limited_to_the_users_sites(login, world):  # noqa: F811
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        _signed_in(web, "alice")
+        web.execute("select review.web_review(%s, 'confirmed', 'seen it')", (world["a1"],))
+        with pytest.raises(psycopg.errors.NoDataFound):
+            web.execute("select review.web_review(%s, 'confirmed', 'not mine')", (world["b1"],))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            web.execute("select review.web_assign(%s, 'alice')", (world["a2"],))
+        rows = web.execute("select case_id, status, reviewer from web.reviews").fetchall()
+        assert rows == [(world["a1"], "confirmed", "alice")]
+        _signed_in(web, "lena")
+        web.execute("select review.web_assign(%s, 'alice')", (world["a2"],))
+        with pytest.raises(psycopg.errors.NoDataFound):
+            web.execute("select review.web_assign(%s, 'bob')", (world["a2"],))
+        assert web.execute("select assignee, assigned_by from web.assignments").fetchall() == [
+            ("alice", "lena")
+        ]
+        web.execute("select review.close_session()")
+        assert web.execute("select count(*) from web.cases").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            web.execute("select review.web_review(%s, 'confirmed', 'after sign-out')",
+                        (world["a1"],))  # fmt: skip
+
+
+def test_a_disabled_user_loses_every_session(conn, login, world):  # noqa: F811
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        _signed_in(web, "bob")
+        assert _sites(web) == ["site-b"]
+        conn.execute("select review.disable_user('bob')")
+        conn.commit()
+        assert _sites(web) == []
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            web.execute("select review.open_session('bob', 30)")
+
+
+def test_users_from_the_command_line_with_a_hashed_password(db_url, conn, monkeypatch, capsys):
+    import io
+
+    from audit import users
+    from audit.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+    assert main(["users", "add", "kim", "--role", "reviewer", "--site", "site-a",
+                 "--password-stdin"]) == 0  # fmt: skip
+    assert "user kim: reviewer of site-a" in capsys.readouterr().out
+    stored = conn.execute("select role, sites, password_hash from review.users").fetchone()
+    assert stored[:2] == ("reviewer", ["site-a"])
+    assert stored[2].startswith("$argon2id$") and "correct horse" not in stored[2]
+    assert users.verify(conn, "kim", "correct horse battery")
+    assert not users.verify(conn, "kim", "wrong horse battery")
+    assert not users.verify(conn, "nobody", "correct horse battery")
+    assert main(["users", "set-sites", "kim", "--site", "site-a", "--site", "site-b"]) == 0
+    assert conn.execute("select sites from review.users").fetchone() == (["site-a", "site-b"],)
+    assert main(["users", "disable", "kim"]) == 0
+    assert not users.verify(conn, "kim", "correct horse battery")
+    assert main(["users", "disable", "nobody"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "lee", "--role", "lead", "--site", "x", "--password-stdin"]) == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("long enough password\n"))
+    assert main(["users", "add", "lee", "--role", "lead", "--password-stdin"]) == 2
+    assert "needs at least one --site" in capsys.readouterr().err
