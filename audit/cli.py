@@ -181,6 +181,17 @@ def cmd_batch_withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from audit.web.app import create_app
+
+    if not 1 <= args.port <= 65535:
+        raise UsageError("--port must be between 1 and 65535")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     from audit import users
 
@@ -404,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_usites.add_argument("name", metavar="NAME")
     p_usites.add_argument("--site", action="append", default=[], metavar="SITE")
     p_usites.set_defaults(func=cmd_users_set_sites)
+
+    p_serve = sub.add_parser("serve", parents=[common], help="the QI team's workspace (web)")
+    p_serve.add_argument("--host", default="127.0.0.1", metavar="H", help="address (127.0.0.1)")
+    p_serve.add_argument("--port", type=int, default=8080, metavar="P", help="port (8080)")
+    p_serve.set_defaults(func=cmd_serve)
 
     p_batch = sub.add_parser("batch", parents=[common], help="one batch in full")
     batch_sub = p_batch.add_subparsers(dest="batch_command", metavar="SUBCOMMAND")

@@ -61,7 +61,10 @@ def set_sites(name: str, sites: list[str]) -> None:
 
 def verify(conn, name: str, password: str) -> bool:
     """Whether ``password`` is the enabled account's (for the sign-in form)."""
-    row = conn.execute("select review.password_hash_of(%s)", (name,)).fetchone()
+    from psycopg.rows import tuple_row
+
+    cur = conn.cursor(row_factory=tuple_row)
+    row = cur.execute("select review.password_hash_of(%s)", (name,)).fetchone()
     if not row or row[0] is None:
         _hasher.hash(password)  # the same work whether or not the user exists
         return False

@@ -61,3 +61,14 @@ def test_no_password_is_written_in_clear(compose):
     for line in text.splitlines():
         if "password" in line.lower() or "PASSWORD" in line:
             assert "${" in line or line.strip().startswith("#"), line
+
+
+def test_the_workspace_service_reads_as_the_web_role(compose):
+    web = compose["services"]["web"]
+    assert web["command"][:2] == ["rxaudit", "serve"]
+    assert web["environment"]["RXAUDIT_WEB_DATABASE_URL"].startswith(
+        "postgresql+psycopg://rxaudit_web_app:${RXAUDIT_WEB_DB_PASSWORD"
+    )
+    assert "8000:8000" in web["ports"]
+    init = (ROOT / "docker" / "postgres-init.sql").read_text()
+    assert "create role rxaudit_web_app login" in init and "in role rxaudit_web;" in init

@@ -23,6 +23,9 @@ revoke all on schema web from public;
 grant usage on schema web to rxaudit_web;
 grant usage on schema review to rxaudit_web;
 
+-- The role of the signed-in reviewer (a lead's review settles a conflict).
+alter table review.reviews add column reviewer_role text;
+
 -- Accounts: passwords are hashed by the application (argon2); the database
 -- keeps the hash only.
 create table review.users (
@@ -144,11 +147,12 @@ create function review.web_review(p_case_id text, p_status text, p_note text) re
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   who text;
+  who_role text;
   visible text[] := review.visible_sites();
   site text;
   new_id bigint;
 begin
-  select user_name into who from review.session_user_row();
+  select user_name, role into who, who_role from review.session_user_row();
   if who is null then
     raise exception 'not signed in' using errcode = 'insufficient_privilege';
   end if;
@@ -159,8 +163,9 @@ begin
   if coalesce(btrim(p_note), '') = '' then
     raise exception 'a review needs a note' using errcode = 'check_violation';
   end if;
-  insert into review.reviews (case_id, status, note, reviewer, reviewed_at, recorded_by)
-  values (p_case_id, p_status, p_note, who, clock_timestamp(), session_user)
+  insert into review.reviews (case_id, status, note, reviewer, reviewed_at, recorded_by,
+                              reviewer_role)
+  values (p_case_id, p_status, p_note, who, clock_timestamp(), session_user, who_role)
   returning review_id into new_id;
   return new_id;
 end

@@ -32,7 +32,8 @@ create or replace view report.cases as
     ) rv on true;
 
 create or replace view report.reviews as
-    select review_id, case_id, status, note, reviewer, reviewed_at, recorded_by from review.reviews;
+    select review_id, case_id, status, note, reviewer, reviewed_at, recorded_by, reviewer_role
+    from review.reviews;
 
 create or replace view report.measures as
     select m.measure_id, m.kind, m.period, m.site_id, nullif(m.prescriber_id, '') as prescriber_id,

@@ -1,0 +1,1 @@
+"""The QI team's workspace: ``rxaudit serve`` (see :mod:`audit.web.app`)."""

@@ -1,0 +1,351 @@
+"""The QI team's workspace: sign-in, the overview, worklists, the case page and
+reviews in the browser (Starlette, server-rendered templates, no script).
+
+Every request that touches the database runs in one transaction as the web
+role (a member of ``rxaudit_web``), with ``rxaudit.session`` set to the
+request's session token: PostgreSQL decides what the request may see (the
+``web`` views keep the signed-in user's sites) and stamps what it writes
+(``review.web_review``, ``review.log_access``); see docs/security.md, "The
+workspace's access model". The application adds what a browser needs:
+sessions in an HttpOnly, SameSite=Strict cookie, a CSRF token on every form,
+rate-limited sign-in, security headers, and escaping of every value (Jinja2
+autoescape; CSV cells as in the report files).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import math
+import os
+import secrets
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from psycopg import sql
+from psycopg.rows import dict_row
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from audit import db, users
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "rxaudit_session"
+LOGIN_CSRF_COOKIE = "rxaudit_login_csrf"
+SESSION_MINUTES = 8 * 60
+PAGE_ROWS = 100
+SIGN_IN_ATTEMPTS = 5  # failed attempts per user name and address ...
+SIGN_IN_WINDOW_S = 300  # ... within this many seconds, then a wait
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+STATUSES = ("confirmed", "justified", "false_positive", "reopened")
+CSV_COLUMNS = ("case_id", "rule_id", "rule_title", "severity", "status", "review_status",
+               "patient_id", "site_id", "prescriber_id", "case_date", "summary")  # fmt: skip
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+def csv_cell(value: object) -> str:
+    """As ``audit.csv_safe`` in the report files: a leading = + - @ tab or CR gets '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class SignInLimiter:
+    """At most SIGN_IN_ATTEMPTS failures per (user name, address) per window."""
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple[str, str], deque] = defaultdict(deque)
+
+    def blocked(self, key: tuple[str, str]) -> bool:
+        q = self.failures[key]
+        while q and q[0] < time.monotonic() - SIGN_IN_WINDOW_S:
+            q.popleft()
+        return len(q) >= SIGN_IN_ATTEMPTS
+
+    def failed(self, key: tuple[str, str]) -> None:
+        self.failures[key].append(time.monotonic())
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self.failures.pop(key, None)
+
+
+def create_app(database_url: str | None = None, secret: str | None = None) -> Starlette:
+    """The workspace over ``database_url`` (the web role's login; default
+    ``RXAUDIT_WEB_DATABASE_URL``, else ``DATABASE_URL``)."""
+    url = database_url or os.environ.get("RXAUDIT_WEB_DATABASE_URL") or db.database_url()
+    key = (secret or os.environ.get("RXAUDIT_WEB_SECRET") or secrets.token_hex(32)).encode()
+    env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                      autoescape=select_autoescape(["html"]))  # fmt: skip
+    limiter = SignInLimiter()
+    css = (HERE / "web.css").read_bytes()
+
+    def csrf_for(token: str) -> str:
+        return hmac.new(key, b"csrf\x1f" + token.encode(), hashlib.sha256).hexdigest()
+
+    def connect(token: str | None):
+        conn = psycopg.connect(db.to_libpq(url), row_factory=dict_row)
+        conn.execute("select set_config('rxaudit.session', %s, false)", (token or "",))
+        return conn
+
+    def page(template: str, status: int = 200, **values) -> HTMLResponse:
+        html = env.get_template(template).render(**values)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    class Signed:
+        """The request's session and signed-in user (``me`` None when none)."""
+
+        def __init__(self, request: Request):
+            self.token = request.cookies.get(SESSION_COOKIE) or ""
+            self.conn = connect(self.token)
+            self.me = self.conn.execute("select * from web.me").fetchone()
+            self.csrf = csrf_for(self.token) if self.me else ""
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.conn.close()
+
+        def page(self, template: str, status: int = 200, **values) -> HTMLResponse:
+            return page(template, status, me=self.me, csrf=self.csrf, **values)
+
+        async def checked_form(self, request: Request) -> dict | None:
+            form = await request.form()
+            given = str(form.get("csrf_token") or "")
+            if not self.me or not hmac.compare_digest(given, self.csrf):
+                return None
+            return {k: str(v) for k, v in form.items()}
+
+    def to_login() -> Response:
+        return RedirectResponse("/login", status_code=303, headers=HEADERS)
+
+    def refused(s: Signed, message: str = "The form was not accepted (a missing or old token)"
+                ) -> HTMLResponse:  # fmt: skip
+        return s.page("error.html", 403, title="Refused", message=message)
+
+    # -- sign-in -------------------------------------------------------------
+
+    async def login_form(request: Request) -> Response:
+        nonce = secrets.token_urlsafe(24)
+        resp = page("login.html", title="Sign in", me=None, csrf=csrf_for("login:" + nonce))
+        resp.set_cookie(LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="strict",
+                        secure=secure(request), path="/login")  # fmt: skip
+        return resp
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        given = str(form.get("csrf_token") or "")
+        if not nonce or not hmac.compare_digest(given, csrf_for("login:" + nonce)):
+            return page("error.html", 403, me=None, title="Refused",
+                        message="The sign-in form was not accepted: open it again.")  # fmt: skip
+        name = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        who = (name, request.client.host if request.client else "")
+        if limiter.blocked(who):
+            return page("login.html", 429, me=None, title="Sign in", csrf=given,
+                        error="Too many failed attempts: wait a few minutes.")  # fmt: skip
+        with connect(None) as conn:
+            ok = bool(name) and users.verify(conn, name, password)
+            token = conn.execute("select review.open_session(%s, %s)",
+                                 (name, SESSION_MINUTES)).fetchone()["open_session"] if ok else None  # fmt: skip
+            if not ok:
+                conn.execute("select review.log_access('failed sign-in', null, 0)")
+            conn.commit()
+        if not ok:
+            limiter.failed(who)
+            return page("login.html", 401, me=None, title="Sign in", csrf=given,
+                        error="Unknown user name or wrong password.")  # fmt: skip
+        limiter.succeeded(who)
+        resp = RedirectResponse("/", status_code=303, headers=HEADERS)
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                        secure=secure(request), max_age=SESSION_MINUTES * 60, path="/")  # fmt: skip
+        resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        with Signed(request) as s:
+            if await s.checked_form(request) is None:
+                return refused(s) if s.me else to_login()
+            s.conn.execute("select review.close_session()")
+            s.conn.commit()
+        resp = to_login()
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    # -- pages -----------------------------------------------------------------
+
+    async def overview(request: Request) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            rows = s.conn.execute(
+                "select rule_id, rule_title, severity, count(*) as open,"
+                " count(review_status) as reviewed from web.cases where status = 'open'"
+                " group by rule_id, rule_title, severity"
+            ).fetchall()
+            rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), -r["open"], r["rule_id"]))
+            return s.page("overview.html", title="Overview", rules=rows)
+
+    def filters(request: Request) -> tuple[dict, str, dict]:
+        q = request.query_params
+        f = {k: (q.get(k) or None) for k in ("rule", "site", "status", "review")}
+        where = {"rule": f["rule"], "site": f["site"], "status": f["status"], "review": f["review"]}
+        query = urlencode({k: v for k, v in f.items() if v})
+        return f, query, where
+
+    where_sql = sql.SQL(
+        " where (%(rule)s::text is null or rule_id = %(rule)s)"
+        " and (%(site)s::text is null or site_id = %(site)s)"
+        " and (%(status)s::text is null or status = %(status)s)"
+        " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
+    )
+    count_sql = sql.SQL("select count(*) as n from web.cases{}").format(where_sql)
+    page_sql = sql.SQL(
+        "select * from web.cases{} order by case_date desc, case_id"
+        " limit %(limit)s offset %(offset)s"
+    ).format(where_sql)
+    export_sql = sql.SQL("select * from web.cases{} order by case_date desc, case_id").format(
+        where_sql
+    )
+
+    async def worklist(request: Request) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            f, query, where = filters(request)
+            total = s.conn.execute(count_sql, where).fetchone()["n"]
+            pages = max(1, math.ceil(total / PAGE_ROWS))
+            try:
+                page_no = min(max(1, int(request.query_params.get("page") or 1)), pages)
+            except ValueError:
+                page_no = 1
+            rows = s.conn.execute(
+                page_sql, {**where, "limit": PAGE_ROWS, "offset": (page_no - 1) * PAGE_ROWS}
+            ).fetchall()
+            s.conn.execute(
+                "select review.log_access('worklist', %s, %s)", (query or None, len(rows))
+            )
+            s.conn.commit()
+            return s.page("cases.html", title="Worklist", cases=rows, total=total, page=page_no,
+                          pages=pages, f=f, query=query)  # fmt: skip
+
+    async def export(request: Request) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            _, query, where = filters(request)
+            rows = s.conn.execute(export_sql, where).fetchall()
+            out = io.StringIO()
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(CSV_COLUMNS)
+            for r in rows:
+                w.writerow([csv_cell(r[c]) for c in CSV_COLUMNS])
+            s.conn.execute("select review.log_access('export', %s, %s)", (query or None, len(rows)))
+            s.conn.commit()
+            return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+                **HEADERS, "Content-Disposition": 'attachment; filename="cases.csv"'})  # fmt: skip
+
+    async def case_page(request: Request) -> Response:
+        case_id = request.path_params["case_id"]
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            c = s.conn.execute("select * from web.cases where case_id = %s", (case_id,)).fetchone()
+            if c is None:
+                s.conn.execute("select review.log_access('case page refused', %s, 0)", (case_id,))
+                s.conn.commit()
+                return s.page("error.html", 404, title="Not found",
+                              message="No such case at your sites.")  # fmt: skip
+            reviews = s.conn.execute(
+                "select * from web.reviews where case_id = %s order by review_id desc", (case_id,)
+            ).fetchall()
+            step = s.conn.execute(
+                "select next_step from web.pathway where patient_id = %s", (c["patient_id"],)
+            ).fetchone()
+            s.conn.execute("select review.log_access('case page', %s, 1)", (case_id,))
+            s.conn.commit()
+            return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
+                          next_step=step["next_step"] if step else None,
+                          conflict=conflict(reviews))  # fmt: skip
+
+    async def add_review(request: Request) -> Response:
+        case_id = request.path_params["case_id"]
+        with Signed(request) as s:
+            form = await s.checked_form(request)
+            if form is None:
+                return refused(s) if s.me else to_login()
+            status, note = form.get("status", ""), form.get("note", "").strip()
+            if status not in STATUSES or not note:
+                return s.page("error.html", 400, title="Not recorded",
+                              message="A review needs a disposition and a note.")  # fmt: skip
+            try:
+                s.conn.execute("select review.web_review(%s, %s, %s)", (case_id, status, note))
+                s.conn.commit()
+            except psycopg.errors.NoDataFound:
+                s.conn.rollback()
+                return s.page("error.html", 404, title="Not found",
+                              message="No such case at your sites.")  # fmt: skip
+        return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
+
+    async def access_log(request: Request) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            if s.me["role"] != "auditor":
+                return refused(s, "The access log is for auditors.")
+            rows = s.conn.execute(
+                "select * from web.access_log order by log_id desc limit 500"
+            ).fetchall()
+            return s.page("access_log.html", title="Access log", rows=rows)
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(css, media_type="text/css", headers=HEADERS)
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok", headers=HEADERS)
+
+    return Starlette(routes=[
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", overview),
+        Route("/cases", worklist),
+        Route("/cases.csv", export),
+        Route("/cases/{case_id}", case_page),
+        Route("/cases/{case_id}/reviews", add_review, methods=["POST"]),
+        Route("/access-log", access_log),
+        Route("/static/web.css", stylesheet),
+        Route("/healthz", health),
+    ])  # fmt: skip
+
+
+def conflict(reviews: list[dict]) -> str | None:
+    """Reviewers whose latest dispositions disagree, unless a lead reviewed
+    after them (the lead settles it): 'alice confirmed, bob false_positive'."""
+    latest: dict[str, dict] = {}
+    for r in sorted(reviews, key=lambda r: r["review_id"]):
+        latest[r["reviewer"]] = r
+    if len({r["status"] for r in latest.values()}) < 2:
+        return None
+    newest = max(reviews, key=lambda r: r["review_id"])
+    if newest.get("reviewer_role") == "lead":
+        return None
+    return ", ".join(f"{who} {r['status']}" for who, r in sorted(latest.items()))

@@ -1,0 +1,153 @@
+"""The workspace (`rxaudit serve`) through HTTP, as the web role: sign-in,
+CSRF, site-level access, reviews and conflicts, the CSV export, the access
+log, escaping. The browser-level tests drive the same app in Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from audit import users
+from audit.web.app import SIGN_IN_ATTEMPTS, create_app
+from tests.rulekit import World, evaluate
+from tests.test_security import login  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.db
+PASSWORDS = {"alice": "alice-password-1", "amir": "amir-password-22", "lena": "lena-password-333",
+             "bob": "bob-password-4444", "audrey": "audrey-password-5"}  # fmt: skip
+
+
+@pytest.fixture
+def cases(conn, tmp_path, db_url):
+    w = World()
+    w.patient("a1", ptsd_on="2025-01-01", site="site-a").fill(
+        "alprazolam", "2025-02-01", 30, name="Xanax <script>alert(1)</script> 1 mg"
+    )
+    w.patient("a2", ptsd_on="2025-01-01", site="site-a").fill("lorazepam", "2025-03-01", 30)
+    w.patient("b1", ptsd_on="2025-01-01", site="site-b").fill("alprazolam", "2025-02-01", 30)
+    w.load(conn, tmp_path)
+    found = {c["patient_id"]: c["case_id"] for c in evaluate(conn) if c["rule_id"] == "BZD-PTSD"}
+    conn.commit()
+    for name, role, sites in (("alice", "reviewer", ["site-a"]), ("amir", "reviewer", ["site-a"]),
+                              ("lena", "lead", ["site-a"]), ("bob", "reviewer", ["site-b"]),
+                              ("audrey", "auditor", [])):  # fmt: skip
+        users.add(name, role, sites, PASSWORDS[name])
+    return found
+
+
+@pytest.fixture
+def client(login, cases):  # noqa: F811
+    app = create_app(login("rxaudit_web"), secret="a-test-secret")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, name: str, password: str | None = None):
+    form = client.get("/login")
+    assert 'name="username"' in form.text and 'name="password"' in form.text
+    return client.post("/login", data={"username": name, "password": password or PASSWORDS[name],
+                                       "csrf_token": _csrf(form.text)}, follow_redirects=False)  # fmt: skip
+
+
+def test_signed_out_users_reach_nothing_patient_level(client, cases):
+    for path in ("/", "/cases", "/cases.csv", f"/cases/{cases['a1']}", "/access-log"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login", path
+    r = client.post(f"/cases/{cases['a1']}/reviews", data={"status": "confirmed", "note": "x"},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_a_form_without_its_csrf_token_is_refused(client, cases):
+    r = client.post("/login", data={"username": "alice", "password": PASSWORDS["alice"]})
+    assert r.status_code == 403
+    assert sign_in(client, "alice").status_code == 303
+    r = client.post(f"/cases/{cases['a1']}/reviews", data={"status": "confirmed", "note": "x"})
+    assert r.status_code == 403
+    r = client.post(f"/cases/{cases['a1']}/reviews",
+                    data={"status": "confirmed", "note": "x", "csrf_token": "forged"})  # fmt: skip
+    assert r.status_code == 403
+    assert "Not reviewed yet" in client.get(f"/cases/{cases['a1']}").text
+
+
+def test_a_reviewer_sees_only_their_site_and_reviews_with_a_note(client, cases):
+    assert sign_in(client, "alice").status_code == 303
+    listing = client.get("/cases").text
+    assert "site-a" in listing and "site-b" not in listing
+    assert client.get(f"/cases/{cases['b1']}").status_code == 404
+    page = client.get(f"/cases/{cases['a1']}")
+    assert page.status_code == 200
+    r = client.post(f"/cases/{cases['a1']}/reviews", data={
+        "status": "false_positive",
+        "note": "taken <b>once</b> before an MRI <script>alert(1)</script><img src=x onerror=alert(2)>",
+        "csrf_token": _csrf(page.text)}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    history = client.get(f"/cases/{cases['a1']}").text
+    assert "false_positive" in history and "taken &lt;b&gt;once&lt;/b&gt; before an MRI" in history
+    assert "alice" in history
+    # a note holding a script or an onerror attribute is text, never markup
+    assert "<script>" not in history and "&lt;script&gt;alert(1)&lt;/script&gt;" in history
+    assert "<img" not in history and "&lt;img src=x onerror=alert(2)&gt;" in history
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_disagreement_shows_as_a_conflict_until_a_lead_settles_it(client, cases):
+    def review(name: str, status: str) -> None:
+        client.cookies.clear()
+        assert sign_in(client, name).status_code == 303
+        page = client.get(f"/cases/{cases['a2']}")
+        client.post(f"/cases/{cases['a2']}/reviews",
+                    data={"status": status, "note": f"{name} says {status}",
+                          "csrf_token": _csrf(page.text)})  # fmt: skip
+
+    review("alice", "confirmed")
+    review("amir", "false_positive")
+    assert "Conflict: the latest reviews disagree (alice confirmed, amir false_positive)" in (
+        client.get(f"/cases/{cases['a2']}").text
+    )
+    review("lena", "confirmed")
+    assert "Conflict" not in client.get(f"/cases/{cases['a2']}").text
+
+
+def test_the_csv_export_is_exactly_the_filtered_list(client, cases):
+    sign_in(client, "audrey")
+    page = client.get("/cases?site=site-a&status=open").text
+    listed = set(re.findall(r'href="/cases/(C[0-9a-f]+)"', page))
+    exported = client.get("/cases.csv?site=site-a&status=open")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {r["case_id"] for r in rows} == listed and listed
+    assert all(r["site_id"] == "site-a" for r in rows)
+    assert exported.headers["content-type"].startswith("text/csv")
+
+
+def test_an_auditor_reads_the_access_log_those_views_wrote(client, cases):
+    sign_in(client, "bob")
+    client.get(f"/cases/{cases['b1']}")
+    client.get(f"/cases/{cases['a1']}")  # refused, and logged
+    client.cookies.clear()
+    sign_in(client, "audrey")
+    log = client.get("/access-log").text
+    assert "bob" in log and "case page" in log and "case page refused" in log
+    assert cases["b1"] in log
+
+
+def test_sign_in_attempts_are_rate_limited(client, cases):
+    for _ in range(SIGN_IN_ATTEMPTS):
+        assert sign_in(client, "alice", "wrong-password-x").status_code == 401
+    assert sign_in(client, "alice").status_code == 429
+
+
+def test_sign_out_ends_the_session(client, cases):
+    sign_in(client, "alice")
+    page = client.get("/")
+    assert client.post("/logout", data={"csrf_token": _csrf(page.text)},
+                       follow_redirects=False).status_code == 303  # fmt: skip
+    assert client.get("/cases", follow_redirects=False).status_code == 303
