@@ -151,3 +151,42 @@ def test_sign_out_ends_the_session(client, cases):
     assert client.post("/logout", data={"csrf_token": _csrf(page.text)},
                        follow_redirects=False).status_code == 303  # fmt: skip
     assert client.get("/cases", follow_redirects=False).status_code == 303
+
+
+def test_a_lead_assigns_and_the_reviewer_finds_it_in_their_queue(client, cases):
+    sign_in(client, "lena")
+    page = client.get(f"/cases/{cases['a2']}")
+    assert 'action="/cases/' in page.text and "Assign to" in page.text
+    r = client.post(f"/cases/{cases['a2']}/assignments",
+                    data={"assignee": "amir", "csrf_token": _csrf(page.text)},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    assert "Assigned to amir." in client.get(f"/cases/{cases['a2']}").text
+    client.cookies.clear()
+    sign_in(client, "amir")
+    queue = client.get("/cases?queue=mine").text
+    assert "My queue" in queue
+    assert set(re.findall(r'href="/cases/(C[0-9a-f]+)"', queue)) == {cases["a2"]}
+    page = client.get(f"/cases/{cases['a2']}")
+    assert "Assign to" not in page.text
+    r = client.post(f"/cases/{cases['a2']}/assignments",
+                    data={"assignee": "amir", "csrf_token": _csrf(page.text)})  # fmt: skip
+    assert r.status_code == 403
+
+
+def test_filters_by_prescriber_severity_and_date(client, cases):
+    sign_in(client, "audrey")
+    everything = client.get("/cases.csv").text
+    rows = list(csv.DictReader(io.StringIO(everything)))
+    assert len(rows) >= 3
+    some = rows[0]
+    by_date = list(csv.DictReader(io.StringIO(client.get(
+        f"/cases.csv?from={some['case_date']}&to={some['case_date']}").text)))  # fmt: skip
+    assert by_date and {r["case_date"] for r in by_date} == {some["case_date"]}
+    high = list(csv.DictReader(io.StringIO(client.get("/cases.csv?severity=high").text)))
+    assert {r["severity"] for r in high} <= {"high"}
+    with_dr = [r for r in rows if r["prescriber_id"]]
+    assert with_dr
+    dr = with_dr[0]["prescriber_id"]
+    mine = list(csv.DictReader(io.StringIO(client.get(f"/cases.csv?prescriber={dr}").text)))
+    assert mine and {r["prescriber_id"] for r in mine} == {dr}

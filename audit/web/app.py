@@ -15,6 +15,7 @@ autoescape; CSV cells as in the report files).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -204,33 +205,51 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), -r["open"], r["rule_id"]))
             return s.page("overview.html", title="Overview", rules=rows)
 
-    def filters(request: Request) -> tuple[dict, str, dict]:
+    FILTERS = ("rule", "site", "prescriber", "severity", "status", "review", "from", "to",
+               "queue")  # fmt: skip
+
+    def filters(request: Request, me: dict) -> tuple[dict, str, dict]:
+        """The worklist's filters from the query string, and their bound values.
+        ``queue=mine``: the cases whose latest assignment is to the user."""
         q = request.query_params
-        f = {k: (q.get(k) or None) for k in ("rule", "site", "status", "review")}
-        where = {"rule": f["rule"], "site": f["site"], "status": f["status"], "review": f["review"]}
+        f = {k: (q.get(k) or None) for k in FILTERS}
+        where = dict(f)
+        for k in ("from", "to"):
+            try:
+                where[k] = dt.date.fromisoformat(f[k]) if f[k] else None
+            except ValueError:
+                where[k] = f[k] = None
+        where["mine"] = me["user_name"] if f["queue"] == "mine" else None
         query = urlencode({k: v for k, v in f.items() if v})
         return f, query, where
 
     where_sql = sql.SQL(
         " where (%(rule)s::text is null or rule_id = %(rule)s)"
         " and (%(site)s::text is null or site_id = %(site)s)"
+        " and (%(prescriber)s::text is null or prescriber_id = %(prescriber)s)"
+        " and (%(severity)s::text is null or severity = %(severity)s)"
         " and (%(status)s::text is null or status = %(status)s)"
         " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
+        " and (%(from)s::date is null or case_date >= %(from)s)"
+        " and (%(to)s::date is null or case_date <= %(to)s)"
+        " and (%(mine)s::text is null or (select a.assignee from web.assignments as a"
+        "      where a.case_id = web_cases.case_id order by a.assignment_id desc limit 1)"
+        "      = %(mine)s)"
     )
-    count_sql = sql.SQL("select count(*) as n from web.cases{}").format(where_sql)
+    count_sql = sql.SQL("select count(*) as n from web.cases as web_cases{}").format(where_sql)
     page_sql = sql.SQL(
-        "select * from web.cases{} order by case_date desc, case_id"
+        "select * from web.cases as web_cases{} order by case_date desc, case_id"
         " limit %(limit)s offset %(offset)s"
     ).format(where_sql)
-    export_sql = sql.SQL("select * from web.cases{} order by case_date desc, case_id").format(
-        where_sql
-    )
+    export_sql = sql.SQL(
+        "select * from web.cases as web_cases{} order by case_date desc, case_id"
+    ).format(where_sql)
 
     async def worklist(request: Request) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
-            f, query, where = filters(request)
+            f, query, where = filters(request, s.me)
             total = s.conn.execute(count_sql, where).fetchone()["n"]
             pages = max(1, math.ceil(total / PAGE_ROWS))
             try:
@@ -251,7 +270,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         with Signed(request) as s:
             if not s.me:
                 return to_login()
-            _, query, where = filters(request)
+            _, query, where = filters(request, s.me)
             rows = s.conn.execute(export_sql, where).fetchall()
             out = io.StringIO()
             w = csv.writer(out, lineterminator="\n")
@@ -277,6 +296,11 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             reviews = s.conn.execute(
                 "select * from web.reviews where case_id = %s order by review_id desc", (case_id,)
             ).fetchall()
+            assigned = s.conn.execute(
+                "select assignee from web.assignments where case_id = %s"
+                " order by assignment_id desc limit 1",
+                (case_id,),
+            ).fetchone()
             step = s.conn.execute(
                 "select next_step from web.pathway where patient_id = %s", (c["patient_id"],)
             ).fetchone()
@@ -284,6 +308,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             s.conn.commit()
             return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
                           next_step=step["next_step"] if step else None,
+                          assignee=assigned["assignee"] if assigned else None,
                           conflict=conflict(reviews))  # fmt: skip
 
     async def add_review(request: Request) -> Response:
@@ -303,6 +328,25 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                 s.conn.rollback()
                 return s.page("error.html", 404, title="Not found",
                               message="No such case at your sites.")  # fmt: skip
+        return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
+
+    async def assign(request: Request) -> Response:
+        case_id = request.path_params["case_id"]
+        with Signed(request) as s:
+            form = await s.checked_form(request)
+            if form is None:
+                return refused(s) if s.me else to_login()
+            try:
+                s.conn.execute("select review.web_assign(%s, %s)",
+                               (case_id, form.get("assignee", "").strip()))  # fmt: skip
+                s.conn.commit()
+            except psycopg.errors.InsufficientPrivilege:
+                s.conn.rollback()
+                return refused(s, "Only a lead assigns cases.")
+            except psycopg.errors.NoDataFound:
+                s.conn.rollback()
+                return s.page("error.html", 404, title="Not assigned",
+                              message="No such case at your sites, or no such reviewer there.")  # fmt: skip
         return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
 
     async def access_log(request: Request) -> Response:
@@ -331,6 +375,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         Route("/cases.csv", export),
         Route("/cases/{case_id}", case_page),
         Route("/cases/{case_id}/reviews", add_review, methods=["POST"]),
+        Route("/cases/{case_id}/assignments", assign, methods=["POST"]),
         Route("/access-log", access_log),
         Route("/static/web.css", stylesheet),
         Route("/healthz", health),
