@@ -43,7 +43,7 @@ def _sites(web) -> list[str]:
 
 def test_without_a_session_the_web_role_sees_no_patient(login, world):  # noqa: F811
     with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
-        for view in ("cases", "reviews", "pathway", "measures", "access_log", "me"):
+        for view in ("cases", "case_index", "reviews", "pathway", "measures", "access_log", "me"):
             assert web.execute(f"select count(*) from web.{view}").fetchone() == (0,), view  # noqa: S608
         web.execute("select set_config('rxaudit.session', 'a-guessed-token', false)")
         assert web.execute("select count(*) from web.cases").fetchone() == (0,)

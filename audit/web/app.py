@@ -21,6 +21,7 @@ import hmac
 import io
 import math
 import os
+import queue
 import secrets
 import time
 from collections import defaultdict, deque
@@ -32,6 +33,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from psycopg import sql
 from psycopg.rows import dict_row
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -43,6 +45,7 @@ SESSION_COOKIE = "rxaudit_session"
 LOGIN_CSRF_COOKIE = "rxaudit_login_csrf"
 SESSION_MINUTES = 8 * 60
 PAGE_ROWS = 100
+POOL_SIZE = 8  # idle database connections kept for the next requests
 SIGN_IN_ATTEMPTS = 5  # failed attempts per user name and address ...
 SIGN_IN_WINDOW_S = 300  # ... within this many seconds, then a wait
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -97,10 +100,35 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
     def csrf_for(token: str) -> str:
         return hmac.new(key, b"csrf\x1f" + token.encode(), hashlib.sha256).hexdigest()
 
-    def connect(token: str | None):
-        conn = psycopg.connect(db.to_libpq(url), row_factory=dict_row)
+    idle: queue.LifoQueue = queue.LifoQueue()
+
+    def connect(token: str | None) -> psycopg.Connection:
+        """A connection of the pool with the request's session set (and
+        committed, so that no rollback of the request brings back another's)."""
+        try:
+            conn = idle.get_nowait()
+        except queue.Empty:
+            conn = None
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(db.to_libpq(url), row_factory=dict_row)
         conn.execute("select set_config('rxaudit.session', %s, false)", (token or "",))
+        conn.commit()
         return conn
+
+    def release(conn: psycopg.Connection) -> None:
+        if conn.closed or conn.broken:
+            return
+        try:
+            conn.rollback()
+            conn.execute("select set_config('rxaudit.session', '', false)")
+            conn.commit()
+        except psycopg.Error:
+            conn.close()
+            return
+        if idle.qsize() < POOL_SIZE:
+            idle.put(conn)
+        else:
+            conn.close()
 
     def page(template: str, status: int = 200, **values) -> HTMLResponse:
         html = env.get_template(template).render(**values)
@@ -122,13 +150,12 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             return self
 
         def __exit__(self, *exc):
-            self.conn.close()
+            release(self.conn)
 
         def page(self, template: str, status: int = 200, **values) -> HTMLResponse:
             return page(template, status, me=self.me, csrf=self.csrf, **values)
 
-        async def checked_form(self, request: Request) -> dict | None:
-            form = await request.form()
+        def checked_form(self, form) -> dict | None:
             given = str(form.get("csrf_token") or "")
             if not self.me or not hmac.compare_digest(given, self.csrf):
                 return None
@@ -143,15 +170,14 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
 
     # -- sign-in -------------------------------------------------------------
 
-    async def login_form(request: Request) -> Response:
+    def login_form(request: Request, form=None) -> Response:
         nonce = secrets.token_urlsafe(24)
         resp = page("login.html", title="Sign in", me=None, csrf=csrf_for("login:" + nonce))
         resp.set_cookie(LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="strict",
                         secure=secure(request), path="/login")  # fmt: skip
         return resp
 
-    async def login(request: Request) -> Response:
-        form = await request.form()
+    def login(request: Request, form) -> Response:
         nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
         given = str(form.get("csrf_token") or "")
         if not nonce or not hmac.compare_digest(given, csrf_for("login:" + nonce)):
@@ -163,13 +189,16 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         if limiter.blocked(who):
             return page("login.html", 429, me=None, title="Sign in", csrf=given,
                         error="Too many failed attempts: wait a few minutes.")  # fmt: skip
-        with connect(None) as conn:
+        conn = connect(None)
+        try:
             ok = bool(name) and users.verify(conn, name, password)
             token = conn.execute("select review.open_session(%s, %s)",
                                  (name, SESSION_MINUTES)).fetchone()["open_session"] if ok else None  # fmt: skip
             if not ok:
                 conn.execute("select review.log_access('failed sign-in', null, 0)")
             conn.commit()
+        finally:
+            release(conn)
         if not ok:
             limiter.failed(who)
             return page("login.html", 401, me=None, title="Sign in", csrf=given,
@@ -181,9 +210,9 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
         return resp
 
-    async def logout(request: Request) -> Response:
+    def logout(request: Request, form=None) -> Response:
         with Signed(request) as s:
-            if await s.checked_form(request) is None:
+            if s.checked_form(form) is None:
                 return refused(s) if s.me else to_login()
             s.conn.execute("select review.close_session()")
             s.conn.commit()
@@ -193,14 +222,15 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
 
     # -- pages -----------------------------------------------------------------
 
-    async def overview(request: Request) -> Response:
+    def overview(request: Request, form=None) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
             rows = s.conn.execute(
-                "select rule_id, rule_title, severity, count(*) as open,"
-                " count(review_status) as reviewed from web.cases where status = 'open'"
-                " group by rule_id, rule_title, severity"
+                "select i.rule_id, coalesce(r.title, i.rule_id) as rule_title, i.severity,"
+                " count(*) as open, count(*) filter (where i.reviewed) as reviewed"
+                " from web.case_index as i left join web.rules as r on r.rule_id = i.rule_id"
+                " where i.status = 'open' group by i.rule_id, r.title, i.severity"
             ).fetchall()
             rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), -r["open"], r["rule_id"]))
             return s.page("overview.html", title="Overview", rules=rows)
@@ -223,20 +253,29 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         query = urlencode({k: v for k, v in f.items() if v})
         return f, query, where
 
-    where_sql = sql.SQL(
+    # The worklist's conditions, all bound parameters; the review state is
+    # last, since only the wide view (with the latest review) has it.
+    base_where = (
         " where (%(rule)s::text is null or rule_id = %(rule)s)"
         " and (%(site)s::text is null or site_id = %(site)s)"
         " and (%(prescriber)s::text is null or prescriber_id = %(prescriber)s)"
         " and (%(severity)s::text is null or severity = %(severity)s)"
         " and (%(status)s::text is null or status = %(status)s)"
-        " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
         " and (%(from)s::date is null or case_date >= %(from)s)"
         " and (%(to)s::date is null or case_date <= %(to)s)"
         " and (%(mine)s::text is null or (select a.assignee from web.assignments as a"
         "      where a.case_id = web_cases.case_id order by a.assignment_id desc limit 1)"
         "      = %(mine)s)"
     )
+    where_sql = sql.SQL(
+        base_where
+        + " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
+    )
     count_sql = sql.SQL("select count(*) as n from web.cases as web_cases{}").format(where_sql)
+    # without a review filter the narrow view counts the same rows, faster
+    quick_count_sql = sql.SQL("select count(*) as n from web.case_index as web_cases{}").format(
+        sql.SQL(base_where)
+    )
     page_sql = sql.SQL(
         "select * from web.cases as web_cases{} order by case_date desc, case_id"
         " limit %(limit)s offset %(offset)s"
@@ -245,12 +284,14 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         "select * from web.cases as web_cases{} order by case_date desc, case_id"
     ).format(where_sql)
 
-    async def worklist(request: Request) -> Response:
+    def worklist(request: Request, form=None) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
             f, query, where = filters(request, s.me)
-            total = s.conn.execute(count_sql, where).fetchone()["n"]
+            total = s.conn.execute(
+                quick_count_sql if where["review"] is None else count_sql, where
+            ).fetchone()["n"]
             pages = max(1, math.ceil(total / PAGE_ROWS))
             try:
                 page_no = min(max(1, int(request.query_params.get("page") or 1)), pages)
@@ -266,7 +307,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             return s.page("cases.html", title="Worklist", cases=rows, total=total, page=page_no,
                           pages=pages, f=f, query=query)  # fmt: skip
 
-    async def export(request: Request) -> Response:
+    def export(request: Request, form=None) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
@@ -282,7 +323,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
                 **HEADERS, "Content-Disposition": 'attachment; filename="cases.csv"'})  # fmt: skip
 
-    async def case_page(request: Request) -> Response:
+    def case_page(request: Request, form=None) -> Response:
         case_id = request.path_params["case_id"]
         with Signed(request) as s:
             if not s.me:
@@ -311,10 +352,10 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                           assignee=assigned["assignee"] if assigned else None,
                           conflict=conflict(reviews))  # fmt: skip
 
-    async def add_review(request: Request) -> Response:
+    def add_review(request: Request, form=None) -> Response:
         case_id = request.path_params["case_id"]
         with Signed(request) as s:
-            form = await s.checked_form(request)
+            form = s.checked_form(form)
             if form is None:
                 return refused(s) if s.me else to_login()
             status, note = form.get("status", ""), form.get("note", "").strip()
@@ -330,10 +371,10 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                               message="No such case at your sites.")  # fmt: skip
         return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
 
-    async def assign(request: Request) -> Response:
+    def assign(request: Request, form=None) -> Response:
         case_id = request.path_params["case_id"]
         with Signed(request) as s:
-            form = await s.checked_form(request)
+            form = s.checked_form(form)
             if form is None:
                 return refused(s) if s.me else to_login()
             try:
@@ -349,7 +390,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                               message="No such case at your sites, or no such reviewer there.")  # fmt: skip
         return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
 
-    async def access_log(request: Request) -> Response:
+    def access_log(request: Request, form=None) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
@@ -360,25 +401,35 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             ).fetchall()
             return s.page("access_log.html", title="Access log", rows=rows)
 
-    async def stylesheet(request: Request) -> Response:
+    def stylesheet(request: Request, form=None) -> Response:
         return Response(css, media_type="text/css", headers=HEADERS)
 
-    async def health(request: Request) -> Response:
+    def health(request: Request, form=None) -> Response:
         return PlainTextResponse("ok", headers=HEADERS)
 
+    def endpoint(handler):
+        """The handler in a worker thread (its database calls block), with
+        the form of a POST read first."""
+
+        async def run(request: Request) -> Response:
+            form = await request.form() if request.method == "POST" else None
+            return await run_in_threadpool(handler, request, form)
+
+        return run
+
     return Starlette(routes=[
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
-        Route("/", overview),
-        Route("/cases", worklist),
-        Route("/cases.csv", export),
-        Route("/cases/{case_id}", case_page),
-        Route("/cases/{case_id}/reviews", add_review, methods=["POST"]),
-        Route("/cases/{case_id}/assignments", assign, methods=["POST"]),
-        Route("/access-log", access_log),
-        Route("/static/web.css", stylesheet),
-        Route("/healthz", health),
+        Route("/login", endpoint(login_form), methods=["GET"]),
+        Route("/login", endpoint(login), methods=["POST"]),
+        Route("/logout", endpoint(logout), methods=["POST"]),
+        Route("/", endpoint(overview)),
+        Route("/cases", endpoint(worklist)),
+        Route("/cases.csv", endpoint(export)),
+        Route("/cases/{case_id}", endpoint(case_page)),
+        Route("/cases/{case_id}/reviews", endpoint(add_review), methods=["POST"]),
+        Route("/cases/{case_id}/assignments", endpoint(assign), methods=["POST"]),
+        Route("/access-log", endpoint(access_log)),
+        Route("/static/web.css", endpoint(stylesheet)),
+        Route("/healthz", endpoint(health)),
     ])  # fmt: skip
 
 

@@ -259,3 +259,8 @@ grant execute on function review.session_user_row(), review.visible_sites(),
 grant execute on function review.set_user(text, text, text[], text),
     review.set_user_sites(text, text[]), review.disable_user(text), review.log_access(text, text, integer)
     to rxaudit_loader;
+
+-- Worklists are newest first, a page at a time: an index in that order lets
+-- a page stop after its rows; the site filter uses the second.
+create index cases_case_date_idx on audit.cases (case_date desc, case_id);
+create index cases_site_idx on audit.cases (site_id, status);

@@ -12,6 +12,14 @@ create or replace view web.cases with (security_barrier) as
     from report.cases as c
     where array[c.site_id, '*'] && (select review.visible_sites());
 
+-- The same rows, narrow (no review, no long text): what counts and the
+-- overview read.
+create or replace view web.case_index with (security_barrier) as
+    select c.case_id, c.rule_id, c.severity, c.status, c.site_id, c.prescriber_id, c.case_date,
+           exists (select 1 from review.reviews as v where v.case_id = c.case_id) as reviewed
+    from audit.cases as c
+    where array[c.site_id, '*'] && (select review.visible_sites());
+
 create or replace view web.reviews with (security_barrier) as
     select r.*
     from report.reviews as r
