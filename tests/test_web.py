@@ -190,3 +190,17 @@ def test_filters_by_prescriber_severity_and_date(client, cases):
     dr = with_dr[0]["prescriber_id"]
     mine = list(csv.DictReader(io.StringIO(client.get(f"/cases.csv?prescriber={dr}").text)))
     assert mine and {r["prescriber_id"] for r in mine} == {dr}
+
+
+def test_an_auditor_traces_a_case_to_its_source_rows(client, cases, conn):
+    sign_in(client, "audrey")
+    page = client.get(f"/cases/{cases['a1']}").text
+    rx_id, batch_id, line = conn.execute(
+        "select rx.rx_id, b.batch_id, rx.line_no from core.prescriptions as rx"
+        " join audit.batches as b using (batch_no) where rx.patient_id = 'a1' and rx.is_current"
+    ).fetchone()
+    row = re.search(r"<tr><td[^>]*>prescriptions\.csv</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)"
+                    r"</td><td[^>]*>(\d+)</td>", page)  # fmt: skip
+    assert row and row.groups() == (rx_id, batch_id, str(line))
+    policy = conn.execute("select policy_sha256 from audit.runs limit 1").fetchone()[0]
+    assert policy in page and "(first seen)" in page

@@ -43,7 +43,8 @@ def _sites(web) -> list[str]:
 
 def test_without_a_session_the_web_role_sees_no_patient(login, world):  # noqa: F811
     with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
-        for view in ("cases", "case_index", "reviews", "pathway", "measures", "access_log", "me"):
+        for view in ("cases", "case_index", "case_sources", "runs", "reviews", "pathway",
+                     "measures", "access_log", "me"):  # fmt: skip
             assert web.execute(f"select count(*) from web.{view}").fetchone() == (0,), view  # noqa: S608
         web.execute("select set_config('rxaudit.session', 'a-guessed-token', false)")
         assert web.execute("select count(*) from web.cases").fetchone() == (0,)
@@ -59,6 +60,8 @@ def test_a_reviewer_sees_only_their_sites_even_by_hand_written_queries(login, wo
         assert web.execute(
             "select count(*) from web.pathway where home_site_id = 'site-b'"
         ).fetchone() == (0,)
+        sources = web.execute("select distinct case_id from web.case_sources").fetchall()
+        assert sources and world["b1"] not in {r[0] for r in sources}
         for stmt in (
             "select * from audit.cases",
             "select * from core.patients",

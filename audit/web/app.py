@@ -342,6 +342,15 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                 " order by assignment_id desc limit 1",
                 (case_id,),
             ).fetchone()
+            sources = s.conn.execute(
+                "select * from web.case_sources where case_id = %s"
+                " order by file_name, record_id, batch_id",
+                (case_id,),
+            ).fetchall()
+            runs = s.conn.execute(
+                "select * from web.runs where run_id = any(%s) order by finished_at",
+                ([c["first_seen_run"], c["last_seen_run"]],),
+            ).fetchall()
             step = s.conn.execute(
                 "select next_step from web.pathway where patient_id = %s", (c["patient_id"],)
             ).fetchone()
@@ -350,6 +359,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
                           next_step=step["next_step"] if step else None,
                           assignee=assigned["assignee"] if assigned else None,
+                          sources=sources, runs=runs,
                           conflict=conflict(reviews))  # fmt: skip
 
     def add_review(request: Request, form=None) -> Response:
