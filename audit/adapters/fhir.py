@@ -361,12 +361,13 @@ def duration_days(value: object) -> int | None:
 
 
 class _Conversion:
-    def __init__(self, files, out: Path, tokens: Tokenizer, site: str | None, supply: int, work):
+    def __init__(self, files, out: Path, tokens: Tokenizer, site: str | None, supply: int, work,
+                 report: ConversionReport):  # fmt: skip
         self.files = files
         self.tokens = tokens
         self.site = site
         self.order_supply_days = supply
-        self.report = ConversionReport("fhir")
+        self.report = report
         # FHIR ids are unique per type, so rows keyed by their resource need
         # no memory of what was written; only an encounter's session, which
         # its procedures share, is remembered (by encounter id)
@@ -451,7 +452,6 @@ class _Conversion:
         self._research()
 
     def _patients(self) -> None:
-        t = self.report.table("Patient")
         for p in self.resources("Patient"):
             pid = p.get("id")
             if not isinstance(pid, str) or not pid:
@@ -464,7 +464,6 @@ class _Conversion:
             self.patients[pid] = [year, sex, org, None]
             if org is None:
                 self.site_votes[pid] = Counter()
-            t.written += 0
         if not self.patients:
             raise FhirError("the export holds no Patient resource")
 
@@ -924,8 +923,7 @@ def convert(
         if not files:
             files, layout = bulk_files(spool_bundles(src, work, report)), "bundles"
         unknown = sorted(set(files) - set(TYPES))
-        c = _Conversion(files, work / "batch", tokens, site, order_supply_days, work)
-        c.report = report
+        c = _Conversion(files, work / "batch", tokens, site, order_supply_days, work, report)
         for kind in unknown:
             report.drop("files", f"{kind}: resource type not used")
         c.run()

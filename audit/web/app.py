@@ -362,43 +362,45 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                           sources=sources, runs=runs,
                           conflict=conflict(reviews))  # fmt: skip
 
-    def add_review(request: Request, form=None) -> Response:
-        case_id = request.path_params["case_id"]
-        with Signed(request) as s:
-            form = s.checked_form(form)
-            if form is None:
-                return refused(s) if s.me else to_login()
-            status, note = form.get("status", ""), form.get("note", "").strip()
-            if status not in STATUSES or not note:
-                return s.page("error.html", 400, title="Not recorded",
-                              message="A review needs a disposition and a note.")  # fmt: skip
-            try:
-                s.conn.execute("select review.web_review(%s, %s, %s)", (case_id, status, note))
-                s.conn.commit()
-            except psycopg.errors.NoDataFound:
-                s.conn.rollback()
-                return s.page("error.html", 404, title="Not found",
-                              message="No such case at your sites.")  # fmt: skip
-        return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
-
-    def assign(request: Request, form=None) -> Response:
+    def case_action(request: Request, form, act) -> Response:
+        """A form posted on a case page: checked, done by ``act(s, case_id,
+        form)`` (None when done, else the page to show), then back to the case."""
         case_id = request.path_params["case_id"]
         with Signed(request) as s:
             form = s.checked_form(form)
             if form is None:
                 return refused(s) if s.me else to_login()
             try:
-                s.conn.execute("select review.web_assign(%s, %s)",
-                               (case_id, form.get("assignee", "").strip()))  # fmt: skip
+                shown = act(s, case_id, form)
                 s.conn.commit()
             except psycopg.errors.InsufficientPrivilege:
                 s.conn.rollback()
                 return refused(s, "Only a lead assigns cases.")
             except psycopg.errors.NoDataFound:
                 s.conn.rollback()
-                return s.page("error.html", 404, title="Not assigned",
+                return s.page("error.html", 404, title="Not found",
                               message="No such case at your sites, or no such reviewer there.")  # fmt: skip
+            if shown is not None:
+                return shown
         return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
+
+    def review_act(s: Signed, case_id: str, form: dict) -> Response | None:
+        status, note = form.get("status", ""), form.get("note", "").strip()
+        if status not in STATUSES or not note:
+            return s.page("error.html", 400, title="Not recorded",
+                          message="A review needs a disposition and a note.")  # fmt: skip
+        s.conn.execute("select review.web_review(%s, %s, %s)", (case_id, status, note))
+        return None
+
+    def assign_act(s: Signed, case_id: str, form: dict) -> None:
+        s.conn.execute("select review.web_assign(%s, %s)",
+                       (case_id, form.get("assignee", "").strip()))  # fmt: skip
+
+    def add_review(request: Request, form=None) -> Response:
+        return case_action(request, form, review_act)
+
+    def assign(request: Request, form=None) -> Response:
+        return case_action(request, form, assign_act)
 
     def access_log(request: Request, form=None) -> Response:
         with Signed(request) as s:
