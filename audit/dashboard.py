@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from audit import db
+from audit import db, overview
 
 STATIC = Path(__file__).parent / "static"
 CASES_SQL = db.SQL_DIR / "report" / "dashboard_cases.sql"
@@ -46,7 +46,8 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
     if shared:
         cur = conn.execute(
             "select measure_id, kind, period, site_id, denominator, numerator,"
-            " rate::float8, ci_low::float8, ci_high::float8, outlier, suppressed"
+            " rate::float8, ci_low::float8, ci_high::float8, outlier, suppressed,"
+            " null::integer as numerator_after_review"
             " from audit.measures_shared where run_id = %s order by measure_id, period, site_id",
             (run_id,),
         )
@@ -54,6 +55,7 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
         cur = conn.execute(
             "select measure_id, kind, period, site_id, denominator, numerator,"
             " rate::float8, ci_low::float8, ci_high::float8, outlier, false as suppressed"
+            ", numerator_after_review"
             " from audit.measures where run_id = %s and prescriber_id = ''"
             " order by measure_id, period, site_id",
             (run_id,),
@@ -122,10 +124,39 @@ def _quality(conn: psycopg.Connection, shared: bool = False) -> dict:
     return _columns(cur)
 
 
+def _overview(rules: list[tuple], measures: dict, as_of: str | None, runs: dict) -> dict:
+    """The headlines and every quarter's heat map, as audit.overview defines
+    them (the workspace shows the same), and the case panel's facts."""
+    rule_rows = [{"rule_id": r[0], "title": r[1], "severity": r[2], "report_order": r[4],
+                  "matures_days": r[5]} for r in rules]  # fmt: skip
+    names = list(measures)
+    rows = [dict(zip(names, v, strict=True)) for v in zip(*measures.values(), strict=True)]
+    rows = [r for r in rows if r["kind"] == "rule"]
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:  # nothing loaded yet
+        day = None
+    periods = sorted({r["period"] for r in rows})
+    return {
+        "headlines": overview.headlines(rule_rows, rows, day),
+        "periods": periods,
+        "trend_quarters": overview.TREND_QUARTERS,
+        "heat": {p: overview.heatmap(rule_rows, rows, p, day) for p in periods},
+        "colours": overview.colours(rule_rows),
+        "facts": overview.CASE_FACTS,
+        "runs": runs,
+    }
+
+
 def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) -> dict:
     rules = conn.execute(
-        "select rule_id, title, severity, guideline from audit.rules order by rule_id"
+        "select rule_id, title, severity, guideline, report_order, matures_days"
+        " from audit.rules order by report_order, rule_id"
     ).fetchall()
+    measures = _measures(conn, run_id, shared)
+    # a run's id is shown as the day its data stood (as_of), the id beside it
+    runs = {} if shared else {r[0]: str(r[1]) for r in conn.execute(
+        "select run_id, as_of from audit.runs where as_of is not null")}  # fmt: skip
     doc: dict = {
         "meta": {
             "run_id": run_id,
@@ -139,7 +170,8 @@ def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) 
             "epoch": EPOCH.isoformat(),
         },
         "rules": [{"id": r[0], "title": r[1], "severity": r[2], "guideline": r[3]} for r in rules],
-        "measures": _measures(conn, run_id, shared),
+        "measures": measures,
+        "overview": _overview(rules, measures, summary.get("as_of"), runs),
         "quality": _quality(conn, shared),
     }
     return doc

@@ -118,9 +118,12 @@ def compute(conn: psycopg.Connection, run_id: str, params: dict) -> None:
         "run_id, measure_id, kind, period, site_id, prescriber_id, denominator, numerator,"
         " rate, ci_low, ci_high, all_sites_rate, outlier"
     )
-    for path in (MEASURES_SQL, PROCESS_SQL):
+    # the rule measures also count their numerator after review
+    for path, more in ((MEASURES_SQL, ", numerator_after_review, rate_after_review"),
+                       (PROCESS_SQL, "")):  # fmt: skip
         conn.execute(
-            sql.SQL("insert into audit.measures ({}) ").format(cols) + sql.SQL(path.read_text()),
+            sql.SQL("insert into audit.measures ({}{}) ").format(cols, sql.SQL(more))
+            + sql.SQL(path.read_text()),
             {**params, "run_id": run_id},
         )
     cur = conn.execute(

@@ -34,7 +34,8 @@ PATHWAY_COLUMNS = (
 
 MEASURE_COLUMNS = (
     "measure_id", "kind", "period", "site_id", "prescriber_id", "denominator", "numerator",
-    "rate", "ci_low", "ci_high", "all_sites_rate", "outlier",
+    "rate", "ci_low", "ci_high", "all_sites_rate", "outlier", "numerator_after_review",
+    "rate_after_review",
 )  # fmt: skip
 
 SHARED_COLUMNS = (

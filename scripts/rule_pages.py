@@ -60,6 +60,16 @@ def _page(folder: Path, defaults: dict) -> str:
         out.append(f"| `{key}` | `{defaults.get(key)}` |")
     if not meta["parameters"]:
         out.append("| (none directly; see the derived models) | |")
+    out += ["", "## When its cases mature", ""]
+    key = meta.get("matures_after")
+    out.append(
+        f"A case can first be raised `{key}` ({defaults.get(key)}) days after its case date:"
+        " the overview and the dashboard mark a quarter holding the last that many days"
+        " before the data's `as_of` as still maturing (its rate may still rise)."
+        if key
+        else "A case is raised as soon as its case date is in the data: its quarters"
+        " never wait to mature."
+    )
     out += ["", "## Readings chosen", ""] + [f"- {r}" for r in meta.get("readings", [])]
     out += [
         "", "## Worked examples (fixtures)", "",

@@ -66,8 +66,8 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
 
     assert page.locator("#trend .main-svg").count() > 0  # Plotly drew the trend
     assert page.locator("#heatmap .heatmaplayer, #heatmap .hm").count() > 0
-    # one card per counted rule: VEN-SEQUENCE (info only) is listed, never a rate
-    assert page.locator(".card").count() == 12
+    # one headline per counted rule: VEN-SEQUENCE (info only) is listed, never a rate
+    assert page.locator("tr.headline").count() == 12
     assert "VEN-SEQUENCE" not in page.inner_text("#headline")
     before = page.inner_text("#case-count")
     page.select_option("#f-rule", "PSY-INCOMPLETE")
@@ -118,3 +118,76 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
     assert doc["meta"]["counts"] == {}
     assert set(doc["quality"]["rows_in"]) == {None}
     assert set(doc["quality"]["rows_quarantined"]) == {None}
+
+
+def _top_severity(text: str) -> int:
+    ranks = [i for i, w in enumerate(("critical", "high", "medium", "low")) if w in text]
+    return min(ranks) if ranks else 9
+
+
+def test_dashboard_ranks_marks_maturing_filters_a_cell_and_prints(db_url, tmp_path, browser):
+    import csv
+    import datetime as dt
+    import subprocess
+
+    generate(600, 7, tmp_path / "cohort")
+    assert main(["--quiet", "run", str(tmp_path / "cohort"), "--out", str(tmp_path / "out")]) == 0
+    latest = tmp_path / "out" / "latest"
+    with open(latest / "measures.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "rule" and r["site_id"] == "ALL"
+                and not r["prescriber_id"]]  # fmt: skip
+    current = max(r["period"] for r in rows)
+    with db.connect(db_url) as conn:
+        rules = {r[0]: (r[1], r[2]) for r in conn.execute(
+            "select rule_id, severity, matures_days from audit.rules")}  # fmt: skip
+    rate = {r["measure_id"]: float(r["rate"]) for r in rows if r["period"] == current}
+    # the ranking, worked out here from the written measures and the catalogue
+    expected = sorted((rid for rid in rate if rules[rid][0] != "info"),
+                      key=lambda rid: (_top_severity(rules[rid][0]), -rate[rid]))  # fmt: skip
+    errors: list[str] = []
+    page = _open(browser, latest / "dashboard.html", errors)
+    shown = page.eval_on_selector_all("tr.headline", "rows => rows.map(r => r.dataset.rule)")
+    assert [rate[r] for r in shown] == [rate[r] for r in expected]
+    assert [_top_severity(rules[r][0]) for r in shown] == sorted(
+        _top_severity(rules[r][0]) for r in shown
+    )
+    # a rule that needs days to confirm is marked maturing in the quarter of as_of
+    for rid in shown:
+        marked = page.locator(f"tr.headline[data-rule='{rid}'] .maturing").count()
+        assert marked == (1 if rules[rid][1] > 0 else 0), rid
+    assert any(rules[r][1] > 0 for r in shown)
+    # colours: one per rule, none repeated
+    colours = page.evaluate("() => document.getElementById('trend').data.map(t => t.line.color)")
+    assert len(colours) == 12 and len(set(colours)) == 12
+    # the heat map shows its numbers, and a cell lists its quarter's cases only
+    cells = page.evaluate("() => document.getElementById('heatmap').data[0].text")
+    assert any("/" in c and "%" in c for line in cells for c in line)
+    previous = sorted({r["period"] for r in rows})[-2]
+    page.select_option("#quarter", previous)
+    # the busiest site cell of that quarter is clicked
+    page.evaluate("""() => { const g = document.getElementById('heatmap'), z = g.data[0].z;
+      let best = [0, 0], top = -1;
+      z.forEach((line, y) => line.slice(0, -1).forEach((v, x) => { if (v > top) { top = v; best = [y, x]; } }));
+      g.emit('plotly_click', {points: [{pointIndex: best}]}); }""")
+    assert page.input_value("#f-quarter") == previous
+    year, q = int(previous[:4]), int(previous[-1])
+    lo = dt.date(year, 3 * q - 2, 1)
+    hi = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - dt.timedelta(days=1)
+    dates = page.locator("#case-table tbody tr td:nth-child(1)").all_inner_texts()
+    assert dates, "the cell's quarter has cases"
+    assert all(lo <= dt.date.fromisoformat(d) <= hi for d in dates)
+    # printed: the chosen quarter and the filters on the first page, a few pages in all
+    pdf = tmp_path / "dashboard.pdf"
+    page.emulate_media(media="print")
+    page.pdf(path=str(pdf), print_background=True)
+    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"Heat map quarter: {previous}" in first
+    assert f"quarter: {previous}" in first.split("Case list:")[1]
+    assert "rule:" in first.split("Case list:")[1]
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages")))
+    assert 1 < pages <= 6
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) == pages
+    assert errors == []

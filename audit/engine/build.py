@@ -37,18 +37,22 @@ def refresh_policy_tables(conn: psycopg.Connection, policy: Policy) -> None:
         )
 
 
-def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...]) -> None:
-    """The catalogue's rules, for reports and the BI views."""
+def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...], params: dict) -> None:
+    """The catalogue's rules, for reports and the BI views; ``matures_days``
+    from the policy's value of each rule's ``matures_after`` key."""
     from psycopg.types.json import Jsonb
 
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into audit.rules (rule_id, title, severity, guideline, parameters)"
-            " values (%s, %s, %s, %s, %s) on conflict (rule_id) do update set"
+            "insert into audit.rules (rule_id, title, severity, guideline, parameters,"
+            " report_order, matures_days) values (%s, %s, %s, %s, %s, %s, %s)"
+            " on conflict (rule_id) do update set"
             " title = excluded.title, severity = excluded.severity,"
-            " guideline = excluded.guideline, parameters = excluded.parameters",
-            [(r.id, r.title, r.severity, r.guideline, Jsonb(list(r.parameters))) for r in rules],
-        )
+            " guideline = excluded.guideline, parameters = excluded.parameters,"
+            " report_order = excluded.report_order, matures_days = excluded.matures_days",
+            [(r.id, r.title, r.severity, r.guideline, Jsonb(list(r.parameters)), r.order,
+              int(params[r.matures_after]) if r.matures_after else 0) for r in rules],
+        )  # fmt: skip
 
 
 def build_model(

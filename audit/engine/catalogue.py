@@ -74,6 +74,9 @@ class Rule:
     guideline: str
     parameters: tuple[str, ...]
     order: int = 0
+    # the policy key giving how many days after its case date a case can
+    # first be raised (None: at once); quarters that recent are still maturing
+    matures_after: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -141,6 +144,7 @@ def _rules() -> tuple[Rule, ...]:
                 meta["guideline"],
                 tuple(meta.get("parameters", ())),
                 int(meta.get("order", 0)),
+                meta.get("matures_after"),
             )
         )
     return tuple(sorted(rules, key=lambda r: (r.order, r.id)))

@@ -117,7 +117,7 @@ def evaluate(
     )  # fmt: skip
 
     refresh_policy_tables(conn, policy)
-    refresh_rule_table(conn, rules)
+    refresh_rule_table(conn, rules, params)
     for model in models:
         progress(f"derive {model.name}")
         t = time.perf_counter()

@@ -77,67 +77,108 @@ function drawMeta(d) {
   el("meta").textContent = parts.join(" · ");
 }
 
-function drawHeadline(d, rows) {
-  const rules = counted(d).map((r) => r.id);
-  const all = rows.filter((r) => r.kind === "rule" && r.site === "ALL");
-  const periods = [...new Set(all.map((r) => r.period))].sort();
-  const latest = periods[periods.length - 1];
-  const box = el("headline");
+function change(h) {
+  return h.change_points === null || h.change_points === undefined ? "—"
+    : (h.change_points > 0 ? "+" : "") + h.change_points.toFixed(1) + " pts";
+}
+
+// The headlines as audit/overview.py ranks them: severity first, then rate.
+function drawHeadline(d) {
+  const o = d.overview, box = el("headline");
   box.textContent = "";
-  for (const rule of counted(d)) {
-    const r = all.find((x) => x.id === rule.id && x.period === latest);
-    const card = document.createElement("div");
-    card.className = "card" + (state.rule === rule.id ? " selected" : "");
-    card.dataset.rule = rule.id;
-    card.appendChild(text("div", rule.id, "rule"));
-    card.appendChild(text("div", r ? pct(r.rate) : "—", "rate"));
-    card.appendChild(text("div", r && r.num !== null && r.den !== null
-      ? `${r.num} of ${r.den} patients, ${latest}` : `${latest || ""}`, "sub"));
-    card.title = rule.title;
-    card.addEventListener("click", () => selectRule(rule.id));
-    box.appendChild(card);
+  const table = document.createElement("table");
+  table.className = "ranked";
+  const head = ["#", "rule", "severity", "rate now", d.meta.shared ? null : "after review",
+    "previous quarter", "change"].filter((x) => x !== null);
+  const tr0 = document.createElement("tr");
+  for (const h of head) tr0.appendChild(text("th", h));
+  table.createTHead().appendChild(tr0);
+  const body = table.createTBody();
+  for (const h of o.headlines) {
+    const tr = document.createElement("tr");
+    tr.className = "headline" + (state.rule === h.rule_id ? " selected" : "");
+    tr.dataset.rule = h.rule_id;
+    tr.appendChild(text("td", h.rank, "n"));
+    const name = document.createElement("td");
+    const sw = text("span", "", "swatch");
+    sw.style.background = h.colour;
+    name.appendChild(sw);
+    name.appendChild(text("span", h.title, "title"));
+    name.appendChild(text("span", h.rule_id, "code"));
+    if (h.maturing_from) {
+      name.appendChild(text("div", `maturing: cases dated from ${h.maturing_from} are raised up to ` +
+        `${h.matures_days} days later, so ${h.period} may still rise`, "maturing"));
+    }
+    tr.appendChild(name);
+    tr.appendChild(text("td", h.severity, "sev-" + h.top_severity));
+    const now = text("td", pct(h.rate), "n");
+    now.appendChild(text("div", h.numerator === null || h.numerator === undefined
+      ? `${h.period || ""}` : `${h.numerator} of ${h.denominator}, ${h.period}`, "sub"));
+    tr.appendChild(now);
+    if (!d.meta.shared) {
+      const after = text("td", pct(h.rate_after_review), "n");
+      after.appendChild(text("div", h.numerator_after_review === null ? "" : `${h.numerator_after_review}`, "sub"));
+      tr.appendChild(after);
+    }
+    const prev = text("td", pct(h.previous_rate), "n");
+    prev.appendChild(text("div", (h.previous_period || "") + (h.previous_maturing_from ? " (maturing)" : ""), "sub"));
+    tr.appendChild(prev);
+    tr.appendChild(text("td", change(h), "n"));
+    tr.addEventListener("click", () => selectRule(h.rule_id));
+    body.appendChild(tr);
   }
-  const traces = rules.map((id) => {
-    const series = all.filter((r) => r.id === id).sort((a, b) => a.period.localeCompare(b.period));
-    return { type: "scatter", mode: "lines+markers", name: id, x: series.map((r) => r.period),
-      y: series.map((r) => r.rate), hovertemplate: "%{x}: %{y:.1%}<extra>" + id + "</extra>" };
+  box.appendChild(table);
+  const rows = measureRows(d).filter((r) => r.kind === "rule" && r.site === "ALL");
+  const recent = new Set(o.periods.slice(-o.trend_quarters));
+  const traces = o.headlines.map((h) => {
+    const series = rows.filter((r) => r.id === h.rule_id && recent.has(r.period))
+      .sort((a, b) => a.period.localeCompare(b.period));
+    return { type: "scatter", mode: "lines+markers", name: plain(h.title), x: series.map((r) => r.period),
+      y: series.map((r) => r.rate), line: { color: h.colour }, marker: { color: h.colour },
+      hovertemplate: "%{x}: %{y:.1%}<extra>" + plain(h.rule_id) + "</extra>" };
   });
   Plotly.newPlot("trend", traces, {
     margin: { t: 10, r: 10, b: 40, l: 50 }, yaxis: { tickformat: ".0%", rangemode: "tozero" },
     legend: { font: { size: 10 } }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
   }, { displayModeBar: false, responsive: true });
-  return periods;
+  return o.periods;
 }
 
-function drawHeatmap(d, rows) {
-  const q = state.quarter;
-  const cells = rows.filter((r) => r.kind === "rule" && r.period === q && r.site !== "ALL");
-  const sites = [...new Set(cells.map((r) => r.site))].sort();
-  const rules = counted(d).map((r) => r.id);
-  const z = [], hover = [], annotations = [];
-  rules.forEach((rule, yi) => {
-    const zr = [], hr = [];
-    sites.forEach((site, xi) => {
-      const c = cells.find((r) => r.id === rule && r.site === site);
-      zr.push(c && c.rate !== null ? c.rate : null);
-      hr.push(!c ? "no data" : c.suppressed && c.rate === null ? "suppressed (small cell)"
-        : `${c.num} of ${c.den} (${pct(c.rate)}; 95% CI ${pct(c.low)}–${pct(c.high)})`);
-      if (c && c.outlier) {
-        annotations.push({ x: site, y: rule, text: "▲", showarrow: false,
-          font: { color: "#a3261b", size: 16 } });
-      }
+// The heat map of the chosen quarter as audit/overview.py defines its cells.
+function drawHeatmap(d) {
+  const map = d.overview.heat[state.quarter];
+  if (!map) return;
+  const sites = map.sites.concat(["ALL"]);
+  const z = [], labels = [], hover = [], annotations = [];
+  const ys = map.rules.map((line) => plain(line.title) + (line.maturing_from ? " (maturing)" : ""));
+  map.rules.forEach((line, yi) => {
+    const zr = [], lr = [], hr = [];
+    line.cells.forEach((c, xi) => {
+      zr.push(c.rate === null ? null : c.rate);
+      const cell = c.denominator === null ? (c.suppressed ? "suppressed" : "—")
+        : `${c.numerator === null ? "≤10" : c.numerator}/${c.denominator}<br>${pct(c.rate)}`;
+      lr.push(cell + (c.outlier ? " ▲" : ""));
+      hr.push(c.suppressed && c.rate === null ? "suppressed (small cell)"
+        : c.denominator === null ? "no data" : `${c.numerator} of ${c.denominator} (${pct(c.rate)})`);
+      if (c.outlier) annotations.push({ x: sites[xi], y: ys[yi], text: "", showarrow: false,
+        bordercolor: "#a3261b", borderwidth: 2, width: 60, height: 30 });
     });
-    z.push(zr); hover.push(hr);
+    z.push(zr); labels.push(lr); hover.push(hr);
   });
+  el("heat-quarter").textContent = `${map.period} (case dates ${map.from} to ${map.to})`;
   Plotly.newPlot("heatmap", [{
-    type: "heatmap", x: sites, y: rules, z: z, text: hover, colorscale: "Blues", reversescale: true,
-    hovertemplate: "%{y} at %{x}: %{text}<extra></extra>", zmin: 0,
+    type: "heatmap", x: sites.map((s) => (s === "ALL" ? "all sites" : plain(s))), y: ys, z: z,
+    text: labels, texttemplate: "%{text}", textfont: { size: 11 }, customdata: hover,
+    colorscale: [[0, "#ffffff"], [0.2, "#e8f0f8"], [0.4, "#c6dbef"], [0.6, "#9ecae1"], [0.8, "#5a9bcc"], [1, "#2b6aa6"]],
+    hovertemplate: "%{y} at %{x}: %{customdata}<extra></extra>", zmin: 0,
     zmax: Math.max(0.01, ...z.flat().filter((v) => v !== null)), colorbar: { tickformat: ".1%" },
-  }], { margin: { t: 10, r: 10, b: 60, l: 140 }, annotations: annotations,
-        yaxis: { autorange: "reversed" } }, { displayModeBar: false, responsive: true });
+  }], { margin: { t: 10, r: 10, b: 60, l: 300 }, annotations: annotations,
+        yaxis: { autorange: "reversed", automargin: true } }, { displayModeBar: false, responsive: true });
+  el("heatmap").removeAllListeners && el("heatmap").removeAllListeners("plotly_click");
   el("heatmap").on("plotly_click", (ev) => {
     if (!ev.points || !ev.points.length || d.meta.shared) return;
-    selectRule(ev.points[0].y, ev.points[0].x);
+    const p = ev.points[0], line = map.rules[p.pointIndex[0]], site = sites[p.pointIndex[1]];
+    selectRule(line.rule_id, site === "ALL" ? "" : site, map.period);
   });
 }
 
@@ -152,7 +193,7 @@ function fillSelect(id, values, labelAll) {
 
 function setupFilters(d) {
   const L = d.lookups;
-  fillSelect("f-rule", d.rules.map((r) => ({ value: r.id, label: r.id })), "all rules");
+  fillSelect("f-rule", d.rules.map((r) => ({ value: r.id, label: `${r.title} (${r.id})` })), "all rules");
   fillSelect("f-site", L.site.map((s, i) => ({ value: String(i), label: s })), "all sites");
   fillSelect("f-prescriber", L.prescriber.map((s, i) => ({ value: String(i), label: s }))
     .sort((a, b) => a.label.localeCompare(b.label)), "all prescribers");
@@ -160,7 +201,8 @@ function setupFilters(d) {
   fillSelect("f-status", ["open", "excluded", "resolved"], "all statuses");
   fillSelect("f-review", [{ value: "-", label: "not reviewed" }, "confirmed", "justified",
     "false_positive", "reopened"], "any review");
-  for (const id of ["f-rule", "f-site", "f-prescriber", "f-severity", "f-status", "f-review"]) {
+  fillSelect("f-quarter", d.overview.periods.slice().reverse(), "any quarter");
+  for (const id of ["f-rule", "f-site", "f-prescriber", "f-severity", "f-status", "f-review", "f-quarter"]) {
     el(id).addEventListener("change", () => { state.rule = el("f-rule").value; drawCases(d); });
   }
 }
@@ -168,7 +210,10 @@ function setupFilters(d) {
 function drawCases(d) {
   const c = d.cases, L = d.lookups;
   const f = { rule: el("f-rule").value, site: el("f-site").value, prescriber: el("f-prescriber").value,
-    severity: el("f-severity").value, status: el("f-status").value, review: el("f-review").value };
+    severity: el("f-severity").value, status: el("f-status").value, review: el("f-review").value,
+    quarter: el("f-quarter").value };
+  const q = f.quarter ? d.overview.heat[f.quarter] : null;
+  const lo = q ? Date.parse(q.from) / DAY_MS : null, hi = q ? Date.parse(q.to) / DAY_MS : null;
   const out = [];
   for (let i = 0; i < c.id.length; i++) {
     if (f.rule && c.rule[i] !== f.rule) continue;
@@ -177,6 +222,7 @@ function drawCases(d) {
     if (f.severity && c.severity[i] !== f.severity) continue;
     if (f.status && c.status[i] !== f.status) continue;
     if (f.review === "-" ? c.review[i] !== "" : f.review && c.review[i] !== f.review) continue;
+    if (q && (c.date[i] < lo || c.date[i] > hi)) continue;
     out.push(i);
   }
   state.filtered = out;
@@ -188,22 +234,35 @@ function drawCases(d) {
   for (const i of out.slice(0, MAX_ROWS)) {
     const tr = document.createElement("tr");
     tr.dataset.index = String(i);
-    tr.appendChild(text("td", isoDay(c.date[i])));
-    tr.appendChild(text("td", c.rule[i]));
+    tr.appendChild(text("td", isoDay(c.date[i]), "nowrap"));
+    tr.appendChild(text("td", c.rule[i], "nowrap"));
     tr.appendChild(text("td", c.severity[i], "sev-" + c.severity[i]));
     tr.appendChild(text("td", c.status[i]));
     tr.appendChild(text("td", c.review[i]));
-    tr.appendChild(text("td", c.patient[i]));
-    tr.appendChild(text("td", L.site[c.site[i]] || ""));
+    tr.appendChild(text("td", c.patient[i], "nowrap"));
+    tr.appendChild(text("td", L.site[c.site[i]] || "", "nowrap"));
     tr.appendChild(text("td", c.summary[i]));
     tr.addEventListener("click", () => openCase(d, i));
     body.appendChild(tr);
   }
-  document.querySelectorAll(".card").forEach((card) =>
-    card.classList.toggle("selected", card.dataset.rule === f.rule));
+  document.querySelectorAll("tr.headline").forEach((row) =>
+    row.classList.toggle("selected", row.dataset.rule === f.rule));
+  drawFilterSummary(d, f);
 }
 
-function selectRule(rule, site) {
+// What the case list shows, in words (printed on the first page).
+function drawFilterSummary(d, f) {
+  const parts = [];
+  const name = (id) => el(id).options[el(id).selectedIndex].text;
+  for (const [id, key] of [["f-rule", "rule"], ["f-site", "site"], ["f-prescriber", "prescriber"],
+    ["f-severity", "severity"], ["f-status", "status"], ["f-review", "review"], ["f-quarter", "quarter"]]) {
+    if (f[key]) parts.push(`${key}: ${name(id)}`);
+  }
+  el("filter-summary").textContent = `Heat map quarter: ${state.quarter || "—"}. Case list: ` +
+    (parts.length ? parts.join("; ") : "no filter") + ".";
+}
+
+function selectRule(rule, site, quarter) {
   const d = state.data;
   if (d.meta.shared) return;
   el("f-rule").value = rule;
@@ -211,6 +270,7 @@ function selectRule(rule, site) {
     const idx = d.lookups.site.indexOf(site);
     el("f-site").value = idx >= 0 ? String(idx) : "";
   }
+  if (quarter !== undefined) el("f-quarter").value = quarter;
   state.rule = rule;
   drawCases(d);
   el("cases-section").scrollIntoView({ behavior: "smooth" });
@@ -220,14 +280,21 @@ function openCase(d, i) {
   const c = d.cases, L = d.lookups;
   const rule = d.rules.find((r) => r.id === c.rule[i]) || {};
   el("panel").hidden = false;
-  el("panel-title").textContent = `${c.rule[i]}: ${rule.title || ""}`;
+  el("panel-title").textContent = `${rule.title || c.rule[i]} (${c.rule[i]})`;
   const facts = el("panel-facts");
   facts.textContent = "";
-  const rows = [["case", c.id[i]], ["patient", c.patient[i]], ["case date", isoDay(c.date[i])],
-    ["severity", c.severity[i]], ["status", c.status[i]], ["review", c.review[i] || "not reviewed"],
-    ["site", L.site[c.site[i]] || ""], ["prescriber", L.prescriber[c.prescriber[i]] || ""],
-    ["first / last seen", `${c.first[i]} / ${c.last[i]}`], ["summary", c.summary[i]]];
-  for (const [k, v] of rows) { facts.appendChild(text("dt", k)); facts.appendChild(text("dd", v)); }
+  const seen = (run) => (d.overview.runs[run] ? `${d.overview.runs[run]} (run ${run})` : run);
+  const value = { case_id: c.id[i], patient_id: c.patient[i], case_date: isoDay(c.date[i]),
+    severity: c.severity[i], status: c.status[i], review_status: c.review[i] || "not reviewed",
+    site_id: L.site[c.site[i]] || "", prescriber_id: L.prescriber[c.prescriber[i]] || "not recorded",
+    first_seen: seen(c.first[i]), last_seen: seen(c.last[i]), summary: c.summary[i] };
+  for (const [label, key] of d.overview.facts) {
+    facts.appendChild(text("dt", label));
+    facts.appendChild(text("dd", value[key] || "not recorded", key === "summary" ? "" : "nowrap"));
+  }
+  facts.appendChild(text("dt", "Evidence rows"));
+  facts.appendChild(text("dd", (c.evidence_ids[i] || "").split(";").join(", "), "evidence"));
+  el("panel-step").textContent = c.step[i] >= 0 ? L.step[c.step[i]] : "No pathway row for this patient.";
   el("panel-guideline").textContent = rule.guideline || "";
 
   const ev = c.evidence[i] || [], bars = { y: [], base: [], x: [], text: [] };
@@ -258,18 +325,21 @@ function openCase(d, i) {
         line: { width: 2 } }, hovertemplate: "%{x}: %{text}<extra></extra>" });
   }
   const shapes = [];
+  const notes = [{ x: isoDay(c.date[i]), y: 1, yref: "paper", text: "case date " + isoDay(c.date[i]),
+    showarrow: false, yanchor: "bottom", xanchor: "left", font: { size: 11 } }];
   if (c.index[i] !== null && c.index[i] !== undefined) {
     shapes.push({ type: "line", xref: "x", yref: "paper", x0: isoDay(c.index[i]),
       x1: isoDay(c.index[i]), y0: 0, y1: 1, line: { color: "#a3261b", dash: "dot" } });
+    notes.push({ x: isoDay(c.index[i]), y: 1.09, yref: "paper", text: "PTSD index date " + isoDay(c.index[i]),
+      showarrow: false, yanchor: "bottom", xanchor: "right", font: { size: 11, color: "#a3261b" } });
   }
   shapes.push({ type: "line", xref: "x", yref: "paper", x0: isoDay(c.date[i]), x1: isoDay(c.date[i]),
     y0: 0, y1: 1, line: { color: "#1d2a33", width: 1 } });
   Plotly.newPlot("timeline", traces, {
-    margin: { t: 10, r: 10, b: 40, l: 10 }, xaxis: { type: "date" }, barmode: "overlay",
+    margin: { t: 44, r: 30, b: 40, l: 10 }, xaxis: { type: "date" }, barmode: "overlay",
     yaxis: { automargin: true },
     shapes: shapes, showlegend: true, legend: { orientation: "h", y: -0.2 },
-    annotations: [{ x: isoDay(c.date[i]), y: 1, yref: "paper", text: "case date",
-      showarrow: false, yanchor: "bottom", font: { size: 10 } }],
+    annotations: notes,
   }, { displayModeBar: false, responsive: true });
   el("panel").scrollIntoView({ behavior: "smooth" });
 }
@@ -295,14 +365,16 @@ async function main() {
   const d = await unpack();
   state.data = d;
   drawMeta(d);
-  const rows = measureRows(d);
-  const periods = drawHeadline(d, rows);
+  const periods = drawHeadline(d);
   fillSelect("quarter", periods.slice().reverse(), "");
   el("quarter").remove(0);
   state.quarter = periods[periods.length - 1] || "";
   el("quarter").value = state.quarter;
-  el("quarter").addEventListener("change", () => { state.quarter = el("quarter").value; drawHeatmap(d, rows); });
-  drawHeatmap(d, rows);
+  el("quarter").addEventListener("change", () => {
+    state.quarter = el("quarter").value; drawHeatmap(d);
+    if (!d.meta.shared) drawCases(d);
+  });
+  drawHeatmap(d);
   if (d.meta.shared) {
     el("cases-section").remove();
     el("panel").remove();

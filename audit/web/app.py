@@ -38,7 +38,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from audit import db, users
+from audit import db, overview, users
+from audit.web import charts
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "rxaudit_session"
@@ -48,7 +49,6 @@ PAGE_ROWS = 100
 POOL_SIZE = 8  # idle database connections kept for the next requests
 SIGN_IN_ATTEMPTS = 5  # failed attempts per user name and address ...
 SIGN_IN_WINDOW_S = 300  # ... within this many seconds, then a wait
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 STATUSES = ("confirmed", "justified", "false_positive", "reopened")
 CSV_COLUMNS = ("case_id", "rule_id", "rule_title", "severity", "status", "review_status",
                "patient_id", "site_id", "prescriber_id", "case_date", "summary")  # fmt: skip
@@ -111,6 +111,8 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             conn = None
         if conn is None or conn.closed or conn.broken:
             conn = psycopg.connect(db.to_libpq(url), row_factory=dict_row)
+            # short queries on indexes: compiling them (JIT) costs more than it saves
+            conn.execute("set jit = off")
         conn.execute("select set_config('rxaudit.session', %s, false)", (token or "",))
         conn.commit()
         return conn
@@ -222,18 +224,61 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
 
     # -- pages -----------------------------------------------------------------
 
-    def overview(request: Request, form=None) -> Response:
+    figures: dict[tuple, dict] = {}  # the overview's aggregates, per run and review state
+
+    def overview_figures(s: Signed, quarter: str | None) -> dict:
+        """Headlines, trend and heat map (audit.overview) of the latest run,
+        with the numerators after review as the reviews stand now; kept until
+        the next run or review."""
+        state = s.conn.execute("select * from web.overview_state").fetchone() or {}
+        key = (state.get("run_id"), state.get("last_review_id"), quarter)
+        if key in figures:
+            return figures[key]
+        rules = s.conn.execute(
+            "select rule_id, title, severity, report_order, matures_days from web.rules"
+            " order by report_order, rule_id"
+        ).fetchall()
+        now = {(r["rule_id"], r["period"], r["site_id"]): r["numerator_after_review"]
+               for r in s.conn.execute("select * from web.rule_counts_now")}  # fmt: skip
+        rows = s.conn.execute(
+            "select measure_id, period, site_id, denominator, numerator, outlier"
+            " from web.measures where kind = 'rule' and prescriber_id is null"
+        ).fetchall()
+        for r in rows:
+            r["numerator_after_review"] = now.get((r["measure_id"], r["period"], r["site_id"]), 0)
+        as_of = state.get("as_of")
+        heads = overview.headlines(rules, rows, as_of)
+        periods = sorted({r["period"] for r in rows})
+        chosen = quarter if quarter in periods else (periods[-1] if periods else None)
+        total = {(r["measure_id"], r["period"]): r for r in rows if r["site_id"] == "ALL"}
+        series = [{**h, "rates": {p: (total[(h["rule_id"], p)]["numerator"]
+                                      / total[(h["rule_id"], p)]["denominator"])
+                                     if (h["rule_id"], p) in total
+                                     and total[(h["rule_id"], p)]["denominator"] else None
+                                  for p in periods}} for h in heads]  # fmt: skip
+        out = {"as_of": as_of, "run_id": state.get("run_id"), "headlines": heads,
+               "last_review_id": state.get("last_review_id"),
+               "periods": periods, "quarter": chosen,
+               "trend": charts.trend(periods[-overview.TREND_QUARTERS:], series) if periods else "",
+               "heat": overview.heatmap(rules, rows, chosen, as_of)}  # fmt: skip
+        if len(figures) > 64:
+            figures.clear()
+        figures[key] = out
+        return out
+
+    def overview_page(request: Request, form=None) -> Response:
         with Signed(request) as s:
             if not s.me:
                 return to_login()
-            rows = s.conn.execute(
-                "select i.rule_id, coalesce(r.title, i.rule_id) as rule_title, i.severity,"
-                " count(*) as open, count(*) filter (where i.reviewed) as reviewed"
-                " from web.case_index as i left join web.rules as r on r.rule_id = i.rule_id"
-                " where i.status = 'open' group by i.rule_id, r.title, i.severity"
-            ).fetchall()
-            rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), -r["open"], r["rule_id"]))
-            return s.page("overview.html", title="Overview", rules=rows)
+            fig = overview_figures(s, request.query_params.get("quarter"))
+            key = ("mine", fig["run_id"], fig["last_review_id"], s.me["role"],
+                   tuple(s.me["sites"] or ()))  # fmt: skip
+            mine = figures.get(key)
+            if mine is None:
+                mine = figures[key] = {r["rule_id"]: r for r in s.conn.execute(
+                    "select rule_id, count(*) as open, count(*) filter (where reviewed)"
+                    " as reviewed from web.case_index where status = 'open' group by rule_id")}  # fmt: skip
+            return s.page("overview.html", title="Overview", fig=fig, mine=mine)
 
     FILTERS = ("rule", "site", "prescriber", "severity", "status", "review", "from", "to",
                "queue")  # fmt: skip
@@ -271,13 +316,11 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         base_where
         + " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
     )
-    count_sql = sql.SQL("select count(*) as n from web.cases as web_cases{}").format(where_sql)
-    # without a review filter the narrow view counts the same rows, faster
-    quick_count_sql = sql.SQL("select count(*) as n from web.case_index as web_cases{}").format(
-        sql.SQL(base_where)
-    )
-    page_sql = sql.SQL(
-        "select * from web.cases as web_cases{} order by case_date desc, case_id"
+    # counted and paged on the narrow view (the case-date index, no long
+    # text), then the page's rows read whole
+    count_sql = sql.SQL("select count(*) as n from web.case_index as web_cases{}").format(where_sql)
+    ids_sql = sql.SQL(
+        "select case_id from web.case_index as web_cases{} order by case_date desc, case_id"
         " limit %(limit)s offset %(offset)s"
     ).format(where_sql)
     export_sql = sql.SQL(
@@ -289,17 +332,17 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             if not s.me:
                 return to_login()
             f, query, where = filters(request, s.me)
-            total = s.conn.execute(
-                quick_count_sql if where["review"] is None else count_sql, where
-            ).fetchone()["n"]
+            total = s.conn.execute(count_sql, where).fetchone()["n"]
             pages = max(1, math.ceil(total / PAGE_ROWS))
             try:
                 page_no = min(max(1, int(request.query_params.get("page") or 1)), pages)
             except ValueError:
                 page_no = 1
-            rows = s.conn.execute(
-                page_sql, {**where, "limit": PAGE_ROWS, "offset": (page_no - 1) * PAGE_ROWS}
-            ).fetchall()
+            ids = [r["case_id"] for r in s.conn.execute(
+                ids_sql, {**where, "limit": PAGE_ROWS, "offset": (page_no - 1) * PAGE_ROWS})]  # fmt: skip
+            found = {r["case_id"]: r for r in s.conn.execute(
+                "select * from web.cases where case_id = any(%s)", (ids,))}  # fmt: skip
+            rows = [found[i] for i in ids if i in found]
             s.conn.execute(
                 "select review.log_access('worklist', %s, %s)", (query or None, len(rows))
             )
@@ -351,13 +394,28 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                 "select * from web.runs where run_id = any(%s) order by finished_at",
                 ([c["first_seen_run"], c["last_seen_run"]],),
             ).fetchall()
-            step = s.conn.execute(
-                "select next_step from web.pathway where patient_id = %s", (c["patient_id"],)
-            ).fetchone()
+            patient = (
+                s.conn.execute(
+                    "select index_date, next_step from web.case_patient where case_id = %s",
+                    (case_id,),
+                ).fetchone()
+                or {}
+            )
+            items = s.conn.execute(
+                "select kind, start_on, end_on, label from web.case_timeline where case_id = %s"
+                " order by start_on, kind, label",
+                (case_id,),
+            ).fetchall()
             s.conn.execute("select review.log_access('case page', %s, 1)", (case_id,))
             s.conn.commit()
+            facts = [(label, {**c, "first_seen": c["first_seen_run"],
+                              "last_seen": c["last_seen_run"]}.get(key)) for label, key in
+                     overview.CASE_FACTS]  # fmt: skip
             return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
-                          next_step=step["next_step"] if step else None,
+                          next_step=patient.get("next_step"), facts=facts,
+                          timeline=charts.timeline(items, patient.get("index_date"),
+                                                   c["case_date"]),
+                          index_date=patient.get("index_date"),
                           assignee=assigned["assignee"] if assigned else None,
                           sources=sources, runs=runs,
                           conflict=conflict(reviews))  # fmt: skip
@@ -433,7 +491,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         Route("/login", endpoint(login_form), methods=["GET"]),
         Route("/login", endpoint(login), methods=["POST"]),
         Route("/logout", endpoint(logout), methods=["POST"]),
-        Route("/", endpoint(overview)),
+        Route("/", endpoint(overview_page)),
         Route("/cases", endpoint(worklist)),
         Route("/cases.csv", endpoint(export)),
         Route("/cases/{case_id}", endpoint(case_page)),

@@ -11,7 +11,7 @@
 with picked as (
     select
         c.case_id, c.rule_id, c.severity, c.status, c.patient_id, c.site_id, c.prescriber_id,
-        c.case_date, c.summary, c.first_seen_run,
+        c.case_date, c.summary, c.first_seen_run, c.evidence,
         case when c.status = 'resolved' then c.last_evaluated_run else %(run_id)s end
             as last_seen_run,
         coalesce(v.status, '') as review,
@@ -30,6 +30,12 @@ sites as (
     from (select distinct site_id from picked where site_id is not null) as s
 ),
 
+-- the care pathway's next steps: a handful of texts, dictionary-encoded
+steps as (
+    select next_step, (row_number() over (order by next_step collate "C") - 1)::integer as idx
+    from (select distinct next_step from audit.pathway) as s
+),
+
 prescribers as (
     select prescriber_id,
            (row_number() over (order by prescriber_id collate "C") - 1)::integer as idx
@@ -42,12 +48,15 @@ case_rows as (
         coalesce(e.items, '[]') as items,
         coalesce(s.idx, -1) as site_idx,
         coalesce(pr.idx, -1) as prescriber_idx,
-        pc.index_date
+        pc.index_date,
+        coalesce(st.idx, -1) as step_idx
     from picked as p
     left join audit.case_evidence as e on e.case_id = p.case_id
     left join sites as s on s.site_id = p.site_id
     left join prescribers as pr on pr.prescriber_id = p.prescriber_id
     left join core.ptsd_cohort as pc on pc.patient_id = p.patient_id
+    left join audit.pathway as pw on pw.patient_id = p.patient_id
+    left join steps as st on st.next_step = pw.next_step
 ),
 
 -- one row per 10,000 cases (no single value holds every case)
@@ -55,7 +64,7 @@ chunks as (
     select pos / 10000 as chunk, json_agg(json_build_array(
         case_id, rule_id, severity, status, patient_id, site_idx, prescriber_idx,
         case_date - date '1970-01-01', summary, review, first_seen_run, last_seen_run,
-        index_date - date '1970-01-01', items::json
+        index_date - date '1970-01-01', items::json, step_idx, evidence
     ) order by pos)::text as value
     from case_rows
     group by pos / 10000
@@ -65,13 +74,14 @@ chunks as (
 -- chunks of cases; 2: the lookups (a JSON object)
 select 0 as part, 0 as ord, json_build_array(
     'id', 'rule', 'severity', 'status', 'patient', 'site', 'prescriber', 'date', 'summary',
-    'review', 'first', 'last', 'index', 'evidence')::text as value
+    'review', 'first', 'last', 'index', 'evidence', 'step', 'evidence_ids')::text as value
 union all
 select 1, chunk, value from chunks
 union all
 select 2, 0, json_build_object(
     'site', (select coalesce(json_agg(site_id order by idx), '[]') from sites),
     'prescriber', (select coalesce(json_agg(prescriber_id order by idx), '[]') from prescribers),
-    'label', (select coalesce(json_agg(label order by idx), '[]') from audit.evidence_labels)
+    'label', (select coalesce(json_agg(label order by idx), '[]') from audit.evidence_labels),
+    'step', (select coalesce(json_agg(next_step order by idx), '[]') from steps)
 )::text
 order by part, ord

@@ -8,13 +8,19 @@
 --                severity other than info, whose case_date falls in the
 --                quarter, at the case's site;
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
---   above the all-sites rate of the same rule and quarter.
+--   above the all-sites rate of the same rule and quarter;
+--   numerator_after_review, rate_after_review: the same patients, less those
+--                whose every such case's latest review is false_positive or
+--                justified (over the same denominator).
 with cases as (
     -- the run's open cases: every case not resolved is a finding of this audit
-    select rule_id, patient_id, site_id, coalesce(prescriber_id, '') as prescriber_id,
-           date_trunc('quarter', case_date)::date as period
-    from audit.cases
-    where status = 'open' and severity <> 'info' and case_date <= %(as_of)s::date
+    select c.rule_id, c.patient_id, c.site_id, coalesce(c.prescriber_id, '') as prescriber_id,
+           date_trunc('quarter', c.case_date)::date as period,
+           coalesce((select v.status from review.reviews as v where v.case_id = c.case_id
+                     order by v.review_id desc limit 1), '')
+               not in ('false_positive', 'justified') as kept
+    from audit.cases as c
+    where c.status = 'open' and c.severity <> 'info' and c.case_date <= %(as_of)s::date
 ),
 
 -- patients counted once per site and once for all sites: core.patient_sites
@@ -52,20 +58,29 @@ prescriber_den as (
 
 -- distinct patients, counted in two steps (distinct rows, then count(*))
 site_num as (
-    select rule_id, period, site_id, count(*)::integer as numerator
-    from (select distinct rule_id, period, site_id, patient_id from cases) as d
+    select rule_id, period, site_id, count(*)::integer as numerator,
+           count(*) filter (where kept)::integer as kept
+    from (
+        select rule_id, period, site_id, patient_id, bool_or(kept) as kept from cases
+        group by rule_id, period, site_id, patient_id
+    ) as d
     group by rule_id, period, site_id
     union all
-    select rule_id, period, 'ALL', count(*)::integer
-    from (select distinct rule_id, period, patient_id from cases) as d
+    select rule_id, period, 'ALL', count(*)::integer, count(*) filter (where kept)::integer
+    from (
+        select rule_id, period, patient_id, bool_or(kept) as kept from cases
+        group by rule_id, period, patient_id
+    ) as d
     group by rule_id, period
 ),
 
 prescriber_num as (
-    select rule_id, period, site_id, prescriber_id, count(*)::integer as numerator
+    select rule_id, period, site_id, prescriber_id, count(*)::integer as numerator,
+           count(*) filter (where kept)::integer as kept
     from (
-        select distinct rule_id, period, site_id, prescriber_id, patient_id
+        select rule_id, period, site_id, prescriber_id, patient_id, bool_or(kept) as kept
         from cases where prescriber_id <> ''
+        group by rule_id, period, site_id, prescriber_id, patient_id
     ) as d
     group by rule_id, period, site_id, prescriber_id
 ),
@@ -77,14 +92,14 @@ prescription_rules as (
 
 rows as (
     select r.rule_id, d.period, d.site_id, '' as prescriber_id, d.denominator,
-           coalesce(n.numerator, 0) as numerator
+           coalesce(n.numerator, 0) as numerator, coalesce(n.kept, 0) as kept
     from audit.rules as r
     cross join site_den as d
     left join site_num as n
         on n.rule_id = r.rule_id and n.period = d.period and n.site_id = d.site_id
     union all
     select r.rule_id, d.period, d.site_id, d.prescriber_id, d.denominator,
-           coalesce(n.numerator, 0)
+           coalesce(n.numerator, 0), coalesce(n.kept, 0)
     from prescription_rules as r
     cross join prescriber_den as d
     left join prescriber_num as n
@@ -115,7 +130,9 @@ select
     round(a.ci_low, 6) as ci_low,
     round(a.ci_high, 6) as ci_high,
     round(t.rate, 6) as all_sites_rate,
-    a.site_id <> 'ALL' and a.numerator > 0 and round(a.ci_low, 9) > round(t.rate, 9) as outlier
+    a.site_id <> 'ALL' and a.numerator > 0 and round(a.ci_low, 9) > round(t.rate, 9) as outlier,
+    a.kept as numerator_after_review,
+    round(a.kept::numeric / a.denominator, 6) as rate_after_review
 from rated as a
 inner join rated as t
     on t.rule_id = a.rule_id and t.period = a.period and t.site_id = 'ALL'

@@ -37,7 +37,8 @@ create or replace view report.reviews as
 
 create or replace view report.measures as
     select m.measure_id, m.kind, m.period, m.site_id, nullif(m.prescriber_id, '') as prescriber_id,
-           m.denominator, m.numerator, m.rate, m.ci_low, m.ci_high, m.all_sites_rate, m.outlier
+           m.denominator, m.numerator, m.rate, m.ci_low, m.ci_high, m.all_sites_rate, m.outlier,
+           m.numerator_after_review, m.rate_after_review
     from audit.measures m join report.latest_run l on l.run_id = m.run_id;
 
 create or replace view report.pathway as select * from audit.pathway;
@@ -48,7 +49,7 @@ create or replace view report_shared.measures as
     from audit.measures_shared m join report.latest_run l on l.run_id = m.run_id;
 
 create or replace view report_shared.rules as
-    select rule_id, title, severity, guideline from audit.rules;
+    select rule_id, title, severity, guideline, report_order, matures_days from audit.rules;
 
 grant usage on schema report to rxaudit_reader;
 grant select on all tables in schema report to rxaudit_reader;

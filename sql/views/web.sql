@@ -12,11 +12,13 @@ create or replace view web.cases with (security_barrier) as
     from report.cases as c
     where array[c.site_id, '*'] && (select review.visible_sites());
 
--- The same rows, narrow (no review, no long text): what counts and the
--- overview read.
+-- The same rows, narrow (no long text): what counts, the overview and the
+-- worklist's paging read (the worklist then reads its page of web.cases).
 create or replace view web.case_index with (security_barrier) as
     select c.case_id, c.rule_id, c.severity, c.status, c.site_id, c.prescriber_id, c.case_date,
-           exists (select 1 from review.reviews as v where v.case_id = c.case_id) as reviewed
+           exists (select 1 from review.reviews as v where v.case_id = c.case_id) as reviewed,
+           (select v.status from review.reviews as v where v.case_id = c.case_id
+            order by v.review_id desc limit 1) as review_status
     from audit.cases as c
     where array[c.site_id, '*'] && (select review.visible_sites());
 
@@ -65,25 +67,43 @@ create or replace view web.case_sources with (security_barrier) as
     select ev.case_id, ev.tbl || '.csv' as file_name, ev.id as record_id, b.batch_id,
            r.line_no, r.is_current, sb.batch_id as superseded_by_batch
     from ev
+    -- the current version by its key index, the superseded ones by theirs
     cross join lateral (
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.prescriptions as x
-        where ev.tbl = 'prescriptions' and x.rx_id = ev.id and x.patient_id = ev.patient_id
+        where ev.tbl = 'prescriptions' and x.rx_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.prescriptions as x
+        where ev.tbl = 'prescriptions' and x.rx_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
         union all
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.therapy_sessions as x
-        where ev.tbl = 'therapy_sessions' and x.session_id = ev.id and x.patient_id = ev.patient_id
+        where ev.tbl = 'therapy_sessions' and x.session_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.therapy_sessions as x
+        where ev.tbl = 'therapy_sessions' and x.session_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
         union all
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.clinical_events as x
-        where ev.tbl = 'clinical_events' and x.event_id = ev.id and x.patient_id = ev.patient_id
+        where ev.tbl = 'clinical_events' and x.event_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.clinical_events as x
+        where ev.tbl = 'clinical_events' and x.event_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
         union all
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.diagnoses as x
-        where ev.tbl = 'diagnoses' and x.diagnosis_id = ev.id and x.patient_id = ev.patient_id
+        where ev.tbl = 'diagnoses' and x.diagnosis_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.diagnoses as x
+        where ev.tbl = 'diagnoses' and x.diagnosis_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
         union all
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.assessments as x
-        where ev.tbl = 'assessments' and x.assessment_id = ev.id and x.patient_id = ev.patient_id
+        where ev.tbl = 'assessments' and x.assessment_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.assessments as x
+        where ev.tbl = 'assessments' and x.assessment_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
         union all
         select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.trial_enrollments as x
-        where ev.tbl = 'trial_enrollments' and x.enrollment_id = ev.id
-          and x.patient_id = ev.patient_id
+        where ev.tbl = 'trial_enrollments' and x.enrollment_id = ev.id and x.patient_id = ev.patient_id and x.is_current
+        union all
+        select x.batch_no, x.line_no, x.is_current, x.superseded_by from core.trial_enrollments as x
+        where ev.tbl = 'trial_enrollments' and x.enrollment_id = ev.id and x.patient_id = ev.patient_id and not x.is_current
     ) as r
     left join audit.batches as b on b.batch_no = r.batch_no
     left join audit.batches as sb on sb.batch_no = r.superseded_by;
@@ -97,3 +117,68 @@ create or replace view web.runs with (security_barrier) as
     where exists (select 1 from review.session_user_row());
 
 grant select on web.runs to rxaudit_web;
+
+-- The rule measures' numerators after review as the reviews stand now (the
+-- run's own figures are those of its time): per rule, quarter and site
+-- ('ALL': all sites), the patients with an open counted case (of the latest
+-- run's as_of) whose latest review is neither false_positive nor justified.
+-- Aggregates, like web.measures: every signed-in user sees them.
+create or replace view web.rule_counts_now with (security_barrier) as
+    with kept as (
+        select c.rule_id, to_char(date_trunc('quarter', c.case_date), 'YYYY-"Q"Q') as period,
+               c.site_id, c.patient_id,
+               coalesce((select v.status from review.reviews as v where v.case_id = c.case_id
+                         order by v.review_id desc limit 1), '')
+                   not in ('false_positive', 'justified') as kept
+        from audit.cases as c
+        where c.status = 'open' and c.severity <> 'info'
+          and c.case_date <= (select l.as_of from report.latest_run as l)
+          and exists (select 1 from review.session_user_row())
+    ),
+    per_patient as (
+        select rule_id, period, case when grouping(site_id) = 1 then 'ALL' else site_id end
+                   as site_id, patient_id, bool_or(kept) as kept
+        from kept
+        group by grouping sets ((rule_id, period, site_id, patient_id),
+                                (rule_id, period, patient_id))
+    )
+    select rule_id, period, site_id, count(*)::integer as numerator,
+           count(*) filter (where kept)::integer as numerator_after_review
+    from per_patient
+    group by rule_id, period, site_id;
+
+-- What the overview's figures depend on (no patient): the latest run and the
+-- newest review.
+create or replace view web.overview_state with (security_barrier) as
+    select (select l.run_id from report.latest_run as l) as run_id,
+           (select l.as_of from report.latest_run as l) as as_of,
+           (select max(v.review_id) from review.reviews as v) as last_review_id
+    where exists (select 1 from review.session_user_row());
+
+-- A case's evidence as its timeline draws it (the dashboard's form, kept by
+-- the audit): kind (0 fill, a bar of its covered days; 1 session; 2 event;
+-- 3 diagnosis; 4 assessment), first and last day, label.
+create or replace view web.case_timeline with (security_barrier) as
+    select e.case_id, (x.v ->> 0)::integer as kind,
+           date '1970-01-01' + (x.v ->> 1)::integer as start_on,
+           date '1970-01-01' + (x.v ->> 2)::integer as end_on, l.label
+    from audit.case_evidence as e
+    inner join audit.cases as c on c.case_id = e.case_id
+    cross join lateral (
+        select jsonb_build_array(a -> (4 * i), a -> (4 * i + 1), a -> (4 * i + 2), a -> (4 * i + 3))
+        from (select e.items::jsonb as a) as j,
+             generate_series(0, jsonb_array_length(e.items::jsonb) / 4 - 1) as i
+    ) as x(v)
+    inner join audit.evidence_labels as l on l.idx = (x.v ->> 3)::integer
+    where array[c.site_id, '*'] && (select review.visible_sites());
+
+-- A visible case's patient's PTSD index date and care-pathway next step (the
+-- case's site decides, not the patient's home site).
+create or replace view web.case_patient with (security_barrier) as
+    select c.case_id, p.index_date, p.next_step
+    from audit.cases as c
+    inner join audit.pathway as p on p.patient_id = c.patient_id
+    where array[c.site_id, '*'] && (select review.visible_sites());
+
+grant select on web.rule_counts_now, web.overview_state, web.case_timeline,
+    web.case_patient to rxaudit_web;
