@@ -199,8 +199,60 @@ def test_an_auditor_traces_a_case_to_its_source_rows(client, cases, conn):
         "select rx.rx_id, b.batch_id, rx.line_no from core.prescriptions as rx"
         " join audit.batches as b using (batch_no) where rx.patient_id = 'a1' and rx.is_current"
     ).fetchone()
-    row = re.search(r"<tr><td[^>]*>prescriptions\.csv</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)"
-                    r"</td><td[^>]*>(\d+)</td>", page)  # fmt: skip
+    row = re.search(r"<tr><td[^>]*>prescriptions\.csv</td><td[^>]*>([^<]+)</td><td[^>]*>"
+                    r'<a href="/batches/[^"]+">([^<]+)</a></td><td[^>]*>(\d+)</td>', page)  # fmt: skip
     assert row and row.groups() == (rx_id, batch_id, str(line))
     policy = conn.execute("select policy_sha256 from audit.runs limit 1").fetchone()[0]
     assert policy in page and "(first seen)" in page
+
+
+def test_single_sign_on_trusts_the_proxy_header_only_when_configured_and_from_the_proxy(
+    login,
+    cases,
+    monkeypatch,  # noqa: F811
+):
+    def get(app, path, **headers):
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            return c, c.get(path, headers=headers, follow_redirects=False)
+
+    # off by default: the header is ignored
+    _, r = get(create_app(login("rxaudit_web"), secret="s"), "/", **{"X-Remote-User": "alice"})
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    # on, but the request does not come from a trusted proxy address
+    app = create_app(login("rxaudit_web"), secret="s", proxy_header="X-Remote-User")
+    _, r = get(app, "/", **{"X-Remote-User": "alice"})
+    assert r.status_code == 303
+    # on, from the proxy (the test client's address): signed in as that user, her sites only
+    monkeypatch.setenv("RXAUDIT_WEB_TRUSTED_PROXIES", "testclient")
+    app = create_app(login("rxaudit_web"), secret="s", proxy_header="X-Remote-User")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        r = c.get("/cases", headers={"X-Remote-User": "alice"})
+        assert r.status_code == 200 and "alice (reviewer: site-a)" in r.text
+        assert "rxaudit_session" in c.cookies
+        assert c.get(f"/cases/{cases['b1']}", headers={"X-Remote-User": "alice"}).status_code == 404
+        # the session follows the header: another user named by the proxy is another session
+        r = c.get("/cases", headers={"X-Remote-User": "bob"})
+        assert "bob (reviewer: site-b)" in r.text and cases["a1"] not in r.text
+    # an unknown or disabled account named by the proxy reaches nothing
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        r = c.get("/", headers={"X-Remote-User": "mallory"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_an_auditor_reads_a_batch_its_quality_quarantine_and_replacements(client, cases, conn):
+    batch_id = conn.execute("select batch_id from audit.batches order by batch_no limit 1"
+                            ).fetchone()[0]  # fmt: skip
+    sign_in(client, "alice")
+    assert client.get("/batches").status_code == 403
+    assert client.get(f"/batches/{batch_id}").status_code == 403
+    client.cookies.clear()
+    sign_in(client, "audrey")
+    listing = client.get("/batches").text
+    assert f'href="/batches/{batch_id}"' in listing
+    page = client.get(f"/batches/{batch_id}").text
+    added = {r["file"]: r["added"] for r in conn.execute(
+        "select replacements from audit.batches where batch_id = %s", (batch_id,)).fetchone()[0]}  # fmt: skip
+    for file, n in added.items():
+        assert re.search(rf'<td class="nowrap">{re.escape(file)}</td><td class="n">{n}</td>', page)
+    assert "Quarantine" in page and "Validation (Great Expectations)" in page
+    assert client.get("/batches/no-such-batch").status_code == 404

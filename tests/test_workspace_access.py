@@ -161,3 +161,31 @@ def test_users_from_the_command_line_with_a_hashed_password(db_url, conn, monkey
     monkeypatch.setattr("sys.stdin", io.StringIO("long enough password\n"))
     assert main(["users", "add", "lee", "--role", "lead", "--password-stdin"]) == 2
     assert "needs at least one --site" in capsys.readouterr().err
+
+
+def test_the_worklist_functions_keep_the_users_sites_whatever_the_filters(login, world):  # noqa: F811
+    nulls = (None,) * 9
+    page = ("select review.web_worklist(%s, %s, %s, %s, %s, %s::date, %s::date, %s, %s,"
+            " %s, %s)")  # fmt: skip
+    count = "select review.web_worklist_count(%s, %s, %s, %s, %s, %s::date, %s::date, %s, %s)"
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        # no session: nothing
+        assert web.execute(page, (*nulls, 100, 0)).fetchall() == []
+        assert web.execute(count, nulls).fetchone() == (0,)
+        _signed_in(web, "alice")
+        ids = [r[0] for r in web.execute(page, (*nulls, None, 0))]
+        assert sorted(ids) == sorted([world["a1"], world["a2"]])
+        assert web.execute(count, nulls).fetchone() == (2,)
+        # asking for the other site by the filter gives nothing
+        other = (None, "site-b", *(None,) * 7)
+        assert web.execute(page, (*other, 100, 0)).fetchall() == []
+        assert web.execute(count, other).fetchone() == (0,)
+        # newest case date first, paged
+        first = web.execute(page, (*nulls, 1, 0)).fetchone()[0]
+        assert first == world["a2"]  # lorazepam from 2025-03-01
+        assert [r[0] for r in web.execute(page, (*nulls, 1, 1))] == [world["a1"]]
+        _signed_in(web, "audrey")
+        assert web.execute(count, nulls).fetchone() == (3,)
+        # the condition is the function's own text: a filter value is never SQL
+        evil = ("x' or true --", *(None,) * 8)
+        assert web.execute(count, evil).fetchone() == (0,)

@@ -87,15 +87,33 @@ class SignInLimiter:
         self.failures.pop(key, None)
 
 
-def create_app(database_url: str | None = None, secret: str | None = None) -> Starlette:
+def create_app(database_url: str | None = None, secret: str | None = None,
+               proxy_header: str | None = None) -> Starlette:  # fmt: skip
     """The workspace over ``database_url`` (the web role's login; default
-    ``RXAUDIT_WEB_DATABASE_URL``, else ``DATABASE_URL``)."""
+    ``RXAUDIT_WEB_DATABASE_URL``, else ``DATABASE_URL``); ``proxy_header``
+    (default ``RXAUDIT_WEB_PROXY_USER_HEADER``): see docs/security.md."""
     url = database_url or os.environ.get("RXAUDIT_WEB_DATABASE_URL") or db.database_url()
     key = (secret or os.environ.get("RXAUDIT_WEB_SECRET") or secrets.token_hex(32)).encode()
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(["html"]))  # fmt: skip
     limiter = SignInLimiter()
     css = (HERE / "web.css").read_bytes()
+
+    # Single sign-on behind an authenticating reverse proxy: off unless
+    # RXAUDIT_WEB_PROXY_USER_HEADER names the header, and then trusted only
+    # from the addresses in RXAUDIT_WEB_TRUSTED_PROXIES (default 127.0.0.1).
+    header = (proxy_header if proxy_header is not None
+              else os.environ.get("RXAUDIT_WEB_PROXY_USER_HEADER", "")).strip()  # fmt: skip
+    trusted = {a.strip() for a in (os.environ.get("RXAUDIT_WEB_TRUSTED_PROXIES") or "127.0.0.1")
+               .split(",") if a.strip()}  # fmt: skip
+
+    def proxy_user(request: Request) -> str | None:
+        """The user the trusted proxy names, or None (off, another address,
+        no header)."""
+        if not header or not request.client or request.client.host not in trusted:
+            return None
+        name = (request.headers.get(header) or "").strip()
+        return name or None
 
     def csrf_for(token: str) -> str:
         return hmac.new(key, b"csrf\x1f" + token.encode(), hashlib.sha256).hexdigest()
@@ -146,7 +164,29 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             self.token = request.cookies.get(SESSION_COOKIE) or ""
             self.conn = connect(self.token)
             self.me = self.conn.execute("select * from web.me").fetchone()
+            proxied = proxy_user(request)
+            if proxied is not None and (not self.me or self.me["user_name"] != proxied):
+                self.me = None
+                self.sign_in_proxied(request, proxied)
             self.csrf = csrf_for(self.token) if self.me else ""
+
+        def sign_in_proxied(self, request: Request, name: str) -> None:
+            """Single sign-on: the trusted proxy vouches for ``name``; a session
+            opens for it (a known, enabled account) and its cookie is set on
+            the response (``request.state.new_session``)."""
+            try:
+                self.token = self.conn.execute(
+                    "select review.open_session(%s, %s) as t", (name, SESSION_MINUTES)
+                ).fetchone()["t"]
+            except psycopg.errors.InvalidAuthorizationSpecification:
+                self.conn.rollback()
+                self.conn.execute("select review.log_access('failed proxy sign-in', null, 0)")
+                self.conn.commit()
+                return
+            self.conn.execute("select set_config('rxaudit.session', %s, false)", (self.token,))
+            self.conn.commit()
+            self.me = self.conn.execute("select * from web.me").fetchone()
+            request.state.new_session = self.token
 
         def __enter__(self):
             return self
@@ -298,34 +338,22 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         query = urlencode({k: v for k, v in f.items() if v})
         return f, query, where
 
-    # The worklist's conditions, all bound parameters; the review state is
-    # last, since only the wide view (with the latest review) has it.
-    base_where = (
-        " where (%(rule)s::text is null or rule_id = %(rule)s)"
-        " and (%(site)s::text is null or site_id = %(site)s)"
-        " and (%(prescriber)s::text is null or prescriber_id = %(prescriber)s)"
-        " and (%(severity)s::text is null or severity = %(severity)s)"
-        " and (%(status)s::text is null or status = %(status)s)"
-        " and (%(from)s::date is null or case_date >= %(from)s)"
-        " and (%(to)s::date is null or case_date <= %(to)s)"
-        " and (%(mine)s::text is null or (select a.assignee from web.assignments as a"
-        "      where a.case_id = web_cases.case_id order by a.assignment_id desc limit 1)"
-        "      = %(mine)s)"
-    )
-    where_sql = sql.SQL(
-        base_where
-        + " and (%(review)s::text is null or coalesce(review_status, 'none') = %(review)s)"
-    )
-    # counted and paged on the narrow view (the case-date index, no long
-    # text), then the page's rows read whole
-    count_sql = sql.SQL("select count(*) as n from web.case_index as web_cases{}").format(where_sql)
-    ids_sql = sql.SQL(
-        "select case_id from web.case_index as web_cases{} order by case_date desc, case_id"
-        " limit %(limit)s offset %(offset)s"
-    ).format(where_sql)
-    export_sql = sql.SQL(
-        "select * from web.cases as web_cases{} order by case_date desc, case_id"
-    ).format(where_sql)
+    # The worklist's filters and paging run in PostgreSQL (migration 0018):
+    # review.web_worklist gives a page of the visible cases' ids, newest
+    # first, from the case-date index; review.web_worklist_count their count.
+    args = ("%(rule)s, %(site)s, %(prescriber)s, %(severity)s, %(status)s, %(from)s::date,"
+            " %(to)s::date, %(review)s, %(mine)s")  # fmt: skip
+    count_sql = f"select review.web_worklist_count({args}) as n"
+    ids_sql = f"select review.web_worklist({args}, %(limit)s, %(offset)s) as case_id"
+
+    def listed(s: Signed, where: dict, limit: int | None, offset: int) -> list[dict]:
+        """The rows of one page (``limit`` None: all), in the worklist's order:
+        the ids from review.web_worklist, the rows from web.cases by key."""
+        ids = [r["case_id"] for r in s.conn.execute(
+            ids_sql, {**where, "limit": limit, "offset": offset})]  # fmt: skip
+        found = {r["case_id"]: r for r in s.conn.execute(
+            "select * from web.cases where case_id = any(%s)", (ids,))}  # fmt: skip
+        return [found[i] for i in ids if i in found]
 
     def worklist(request: Request, form=None) -> Response:
         with Signed(request) as s:
@@ -338,11 +366,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
                 page_no = min(max(1, int(request.query_params.get("page") or 1)), pages)
             except ValueError:
                 page_no = 1
-            ids = [r["case_id"] for r in s.conn.execute(
-                ids_sql, {**where, "limit": PAGE_ROWS, "offset": (page_no - 1) * PAGE_ROWS})]  # fmt: skip
-            found = {r["case_id"]: r for r in s.conn.execute(
-                "select * from web.cases where case_id = any(%s)", (ids,))}  # fmt: skip
-            rows = [found[i] for i in ids if i in found]
+            rows = listed(s, where, PAGE_ROWS, (page_no - 1) * PAGE_ROWS)
             s.conn.execute(
                 "select review.log_access('worklist', %s, %s)", (query or None, len(rows))
             )
@@ -355,7 +379,7 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             if not s.me:
                 return to_login()
             _, query, where = filters(request, s.me)
-            rows = s.conn.execute(export_sql, where).fetchall()
+            rows = listed(s, where, None, 0)
             out = io.StringIO()
             w = csv.writer(out, lineterminator="\n")
             w.writerow(CSV_COLUMNS)
@@ -471,6 +495,31 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
             ).fetchall()
             return s.page("access_log.html", title="Access log", rows=rows)
 
+    def batch_list(request: Request, form=None) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            if s.me["role"] != "auditor":
+                return refused(s, "The batches are for auditors.")
+            rows = s.conn.execute("select * from web.batches order by batch_no desc").fetchall()
+            return s.page("batches.html", title="Batches", rows=rows)
+
+    def batch_page(request: Request, form=None) -> Response:
+        with Signed(request) as s:
+            if not s.me:
+                return to_login()
+            if s.me["role"] != "auditor":
+                return refused(s, "The batches are for auditors.")
+            b = s.conn.execute("select * from web.batches where batch_id = %s",
+                               (request.path_params["batch_id"],)).fetchone()  # fmt: skip
+            if b is None:
+                return s.page("error.html", 404, title="Not found", message="No such batch.")
+            checks = s.conn.execute(
+                "select * from web.batch_validation where batch_id = %s order by file_name",
+                (b["batch_id"],),
+            ).fetchall()
+            return s.page("batch.html", title=f"Batch {b['batch_id']}", b=b, checks=checks)
+
     def stylesheet(request: Request, form=None) -> Response:
         return Response(css, media_type="text/css", headers=HEADERS)
 
@@ -483,7 +532,13 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
 
         async def run(request: Request) -> Response:
             form = await request.form() if request.method == "POST" else None
-            return await run_in_threadpool(handler, request, form)
+            response = await run_in_threadpool(handler, request, form)
+            token = getattr(request.state, "new_session", None)
+            if token:
+                response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                                    secure=secure(request), max_age=SESSION_MINUTES * 60,
+                                    path="/")  # fmt: skip
+            return response
 
         return run
 
@@ -498,6 +553,8 @@ def create_app(database_url: str | None = None, secret: str | None = None) -> St
         Route("/cases/{case_id}/reviews", endpoint(add_review), methods=["POST"]),
         Route("/cases/{case_id}/assignments", endpoint(assign), methods=["POST"]),
         Route("/access-log", endpoint(access_log)),
+        Route("/batches", endpoint(batch_list)),
+        Route("/batches/{batch_id}", endpoint(batch_page)),
         Route("/static/web.css", endpoint(stylesheet)),
         Route("/healthz", endpoint(health)),
     ])  # fmt: skip

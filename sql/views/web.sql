@@ -182,3 +182,25 @@ create or replace view web.case_patient with (security_barrier) as
 
 grant select on web.rule_counts_now, web.overview_state, web.case_timeline,
     web.case_patient to rxaudit_web;
+
+-- The auditor's view of the batches (no patient): each delivery's status,
+-- counts, what it replaced (per file: added, replaced, from which batches),
+-- its quarantine (per file and column: rows, reason, first line), dropped
+-- columns, withdrawal, and its validation results.
+create or replace view web.batches with (security_barrier) as
+    select b.batch_no, b.batch_id, b.source, b.schema_version, b.as_of, b.history_from,
+           b.status, b.reason, b.rows_in, b.rows_loaded, b.rows_quarantined, b.replacements,
+           b.replace_allowed, b.quarantine_summary, b.dropped_columns, b.age_90_plus_patients,
+           b.received_at, b.finished_at, b.withdrawn_at, b.withdrawn_by, b.withdrawal_reason,
+           b.withdrawal, b.cases_resolved
+    from audit.batches as b
+    where (select review.session_role()) = 'auditor';
+
+create or replace view web.batch_validation with (security_barrier) as
+    select b.batch_id, v.file_name, v.suite_name, v.success, v.statistics, v.engine,
+           v.validated_at
+    from audit.validation_results as v
+    inner join audit.batches as b on b.batch_no = v.batch_no
+    where (select review.session_role()) = 'auditor';
+
+grant select on web.batches, web.batch_validation to rxaudit_web;
