@@ -207,9 +207,9 @@ def test_an_auditor_traces_a_case_to_its_source_rows(client, cases, conn):
 
 
 def test_single_sign_on_trusts_the_proxy_header_only_when_configured_and_from_the_proxy(
-    login,
+    login,  # noqa: F811
     cases,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     def get(app, path, **headers):
         with TestClient(app, base_url="http://127.0.0.1") as c:

@@ -30,7 +30,6 @@ from urllib.parse import urlencode
 
 import psycopg
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from psycopg import sql
 from psycopg.rows import dict_row
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
