@@ -155,8 +155,8 @@ function drawHeatmap(d) {
     const zr = [], lr = [], hr = [];
     line.cells.forEach((c, xi) => {
       zr.push(c.rate === null ? null : c.rate);
-      const cell = c.denominator === null ? (c.suppressed ? "suppressed" : "—")
-        : `${c.numerator === null ? "≤10" : c.numerator}/${c.denominator}<br>${pct(c.rate)}`;
+      const cell = c.suppressed && c.numerator === null ? "suppressed"
+        : c.denominator === null ? "—" : `${c.numerator}/${c.denominator}<br>${pct(c.rate)}`;
       lr.push(cell + (c.outlier ? " ▲" : ""));
       hr.push(c.suppressed && c.rate === null ? "suppressed (small cell)"
         : c.denominator === null ? "no data" : `${c.numerator} of ${c.denominator} (${pct(c.rate)})`);
