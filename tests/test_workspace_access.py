@@ -97,6 +97,21 @@ def test_an_auditor_sees_every_site_and_the_access_log(login, world):  # noqa: F
         assert _sites(web) == ["site-a", "site-b"]
         rows = web.execute("select user_name, what, object_id, rows from web.access_log").fetchall()
         assert rows == [("alice", "case page", world["a1"], 1)]
+        # the web role reads no log but its own view of it, and changes none
+        assert _refused(web, "select * from audit.access_log")
+    # the access log is the table audit.access_log for the operator: read, never changed
+    with psycopg.connect(login("rxaudit_loader"), autocommit=True) as loader:
+        got = loader.execute("select user_name, what, object_id, rows from audit.access_log")
+        assert got.fetchall() == [("alice", "case page", world["a1"], 1)]
+        for statement in ("delete from audit.access_log", "update audit.access_log set rows = 0",
+                          "truncate review.access_log", "drop table review.access_log"):  # fmt: skip
+            try:
+                with loader.transaction():
+                    loader.execute(statement)
+            except psycopg.Error:
+                continue
+            raise AssertionError(f"the loader could: {statement}")
+        assert loader.execute("select count(*) from audit.access_log").fetchone() == (1,)
 
 
 def test_reviews_and_assignments_are_stamped_and_limited_to_the_users_sites(login, world):  # noqa: F811

@@ -22,6 +22,7 @@ import io
 import math
 import os
 import queue
+import re
 import secrets
 import time
 from collections import defaultdict, deque
@@ -319,8 +320,9 @@ def create_app(database_url: str | None = None, secret: str | None = None,
                     " as reviewed from web.case_index where status = 'open' group by rule_id")}  # fmt: skip
             return s.page("overview.html", title="Overview", fig=fig, mine=mine)
 
-    FILTERS = ("rule", "site", "prescriber", "severity", "status", "review", "from", "to",
-               "queue")  # fmt: skip
+    FILTERS = ("rule", "site", "prescriber", "severity", "status", "review", "quarter", "from",
+               "to", "queue")  # fmt: skip
+    QUARTER = re.compile(r"\d{4}-Q[1-4]")
 
     def filters(request: Request, me: dict) -> tuple[dict, str, dict]:
         """The worklist's filters from the query string, and their bound values.
@@ -333,6 +335,14 @@ def create_app(database_url: str | None = None, secret: str | None = None,
                 where[k] = dt.date.fromisoformat(f[k]) if f[k] else None
             except ValueError:
                 where[k] = f[k] = None
+        if f["quarter"] and QUARTER.fullmatch(f["quarter"]):
+            # a quarter is its case dates (within any from/to also given)
+            lo, hi = overview.quarter_bounds(f["quarter"])
+            where["from"] = max(lo, where["from"]) if where["from"] else lo
+            where["to"] = min(hi, where["to"]) if where["to"] else hi
+        else:
+            f["quarter"] = None
+        where.pop("quarter")
         where["mine"] = me["user_name"] if f["queue"] == "mine" else None
         query = urlencode({k: v for k, v in f.items() if v})
         return f, query, where

@@ -105,3 +105,11 @@ grant execute on function
     review.web_worklist(text, text, text, text, text, date, date, text, text, integer, integer),
     review.web_worklist_count(text, text, text, text, text, date, date, text, text)
     to rxaudit_web;
+
+-- The access log under the name the interface gives it: audit.access_log,
+-- read-only, over the append-only review.access_log (which stays owned by
+-- rxaudit_reviews, in a schema no other role owns).
+create view audit.access_log as
+    select log_id, user_name, at, what, object_id, rows from review.access_log;
+alter view audit.access_log owner to rxaudit_reviews;
+grant select on audit.access_log to rxaudit_loader;
