@@ -66,10 +66,10 @@ def test_a_reviewer_works_in_the_browser(browser, server, cases):  # noqa: F811
     page.close()
 
 
-def _signed_in_page(browser, server, name):
+def _signed_in_page(chromium, server, name):
     from tests.test_web import PASSWORDS
 
-    context = browser.new_context(accept_downloads=True)
+    context = chromium.new_context(accept_downloads=True)
     page = context.new_page()
     page.goto(f"{server}/login")
     page.fill("input[name=username]", name)
