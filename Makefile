@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard audit tests benchmarks dags scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format lock clean wheel-check crosscheck
+.PHONY: help venv demo serve test test-fast lint format lock clean wheel-check crosscheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ venv: $(STAMP) ## create the virtual environment and install the project
 
 demo: $(STAMP) ## run the Airflow DAGs on a synthetic cohort (embedded PostgreSQL unless DATABASE_URL is set)
 	$(VENV)/bin/rxaudit demo --out reports
+
+serve: $(STAMP) ## the workspace on http://127.0.0.1:8080 (RXAUDIT_WEB_DATABASE_URL, else DATABASE_URL, else the embedded PostgreSQL)
+	$(VENV)/bin/rxaudit serve --host 127.0.0.1 --port 8080
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -68,10 +68,11 @@ def list_cases(
 
 def cell(value: object) -> str:
     """A value for a terminal or a sheet: no control character (no escape
-    sequence reaches the terminal, no tab or line break splits the table),
-    and a text a spreadsheet would read as a formula starts with ' (as in the
-    CSV reports)."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in str(value))
+    sequence reaches the terminal, no tab or line break, U+2028 and U+2029
+    included, splits the table), and a text a spreadsheet would read as a
+    formula starts with ' (as in the CSV reports)."""
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+                   for ch in str(value))  # fmt: skip
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 

@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from audit import orchestrate, policy
@@ -88,6 +88,9 @@ def test_cases_limit_must_be_positive(capsys):
 
 @pytest.mark.unit
 @given(st.text(max_size=40))
+@example("\u2028")  # LINE SEPARATOR and PARAGRAPH SEPARATOR split lines too
+@example("a\u2029b")
+@example("\x85")
 def test_terminal_cells_hold_no_control_character_and_no_formula(value):
     out = cell(value)
     assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in out)
