@@ -176,6 +176,12 @@ def test_dashboard_ranks_marks_maturing_filters_a_cell_and_prints(db_url, tmp_pa
     dates = page.locator("#case-table tbody tr td:nth-child(1)").all_inner_texts()
     assert dates, "the cell's quarter has cases"
     assert all(lo <= dt.date.fromisoformat(d) <= hi for d in dates)
+    # no date or id breaks at a hyphen: the list's date, rule, patient and site cells
+    wraps = page.eval_on_selector_all(
+        "#case-table tbody tr:first-child td",
+        "tds => [0, 1, 5, 6].map(i => getComputedStyle(tds[i]).whiteSpace)",
+    )
+    assert wraps == ["nowrap"] * 4
     # printed: the chosen quarter and the filters on the first page, a few pages in all
     pdf = tmp_path / "dashboard.pdf"
     page.emulate_media(media="print")

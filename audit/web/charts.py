@@ -68,7 +68,7 @@ def timeline(items: list[dict], index_date: dt.date | None, case_date: dt.date |
         return '<p class="muted">No evidence row to draw.</p>'
     lo, hi = min(days) - dt.timedelta(days=7), max(days) + dt.timedelta(days=7)
     span = max(1, (hi - lo).days)
-    label_w, top, row_h = 250, 34, 22
+    label_w, top, row_h = 330, 34, 22
     w = width - label_w - 12
     height = top + row_h * max(1, len(labels)) + 30
 
@@ -79,8 +79,9 @@ def timeline(items: list[dict], index_date: dt.date | None, case_date: dt.date |
            ' aria-label="Evidence timeline">']  # fmt: skip
     for i, label in enumerate(labels):
         yy = top + i * row_h + row_h / 2
+        short = label if len(label) <= 56 else label[:55] + "\u2026"
         out.append(f'<text x="{label_w - 8}" y="{yy + 4:.1f}" text-anchor="end"'
-                   f' font-size="11">{escape(label[:42])}</text>'
+                   f' font-size="11">{escape(short)}<title>{escape(label)}</title></text>'
                    f'<line x1="{label_w}" x2="{width - 12}" y1="{yy:.1f}" y2="{yy:.1f}"'
                    ' stroke="#eef0f4"/>')  # fmt: skip
     for it in items:
@@ -120,9 +121,10 @@ def timeline(items: list[dict], index_date: dt.date | None, case_date: dt.date |
                    f' y2="{height - 26}" stroke="{colour}" stroke-dasharray="4 3"/>'
                    f'<text x="{xx + dx:.1f}" y="{12 + 13 * row}" text-anchor="{anchor}"'
                    f' font-size="11" fill="{colour}">{escape(name)} {day}</text>')  # fmt: skip
-    for frac in (0, 0.25, 0.5, 0.75, 1):
+    for frac, anchor in ((0, "start"), (0.25, "middle"), (0.5, "middle"), (0.75, "middle"),
+                         (1, "end")):  # fmt: skip
         day = lo + dt.timedelta(days=round(span * frac))
-        out.append(f'<text x="{x(day):.1f}" y="{height - 8}" text-anchor="middle"'
+        out.append(f'<text x="{x(day):.1f}" y="{height - 8}" text-anchor="{anchor}"'
                    f' font-size="10">{day}</text>')  # fmt: skip
     out.append("</svg>")
     return "".join(out)
