@@ -441,9 +441,14 @@ def create_app(database_url: str | None = None, secret: str | None = None,
             ).fetchall()
             s.conn.execute("select review.log_access('case page', %s, 1)", (case_id,))
             s.conn.commit()
-            facts = [(label, {**c, "first_seen": c["first_seen_run"],
-                              "last_seen": c["last_seen_run"]}.get(key)) for label, key in
-                     overview.CASE_FACTS]  # fmt: skip
+            as_of = {r["run_id"]: r["as_of"] for r in runs}
+
+            def seen(run_id):  # the day the run's data stood, then the run
+                return f"{as_of[run_id]} (run {run_id})" if as_of.get(run_id) else run_id
+
+            values = {**c, "first_seen": seen(c["first_seen_run"]),
+                      "last_seen": seen(c["last_seen_run"])}  # fmt: skip
+            facts = [(label, values.get(key)) for label, key in overview.CASE_FACTS]
             return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
                           next_step=patient.get("next_step"), facts=facts,
                           timeline=charts.timeline(items, patient.get("index_date"),
