@@ -83,6 +83,7 @@ def test_the_heat_map_gives_numbers_outliers_and_shades():
     assert (a["s2"]["numerator"], a["s2"]["denominator"], a["s2"]["outlier"]) == (10, 100, True)
     assert a["s2"]["level"] == overview.SHADES  # the largest rate in the map
     assert a["s1"]["level"] == 0 and not a["s1"]["outlier"]
+    assert (a["s2"]["numerator_after_review"], a["s2"]["rate_after_review"]) == (10, 0.1)
     b = {c["site_id"]: c for c in m["rules"][1]["cells"]}
     assert b["s2"]["denominator"] is None and b["ALL"]["denominator"] is None  # no data
 

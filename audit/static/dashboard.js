@@ -159,7 +159,8 @@ function drawHeatmap(d) {
         : c.denominator === null ? "—" : `${c.numerator}/${c.denominator}<br>${pct(c.rate)}`;
       lr.push(cell + (c.outlier ? " ▲" : ""));
       hr.push(c.suppressed && c.rate === null ? "suppressed (small cell)"
-        : c.denominator === null ? "no data" : `${c.numerator} of ${c.denominator} (${pct(c.rate)})`);
+        : c.denominator === null ? "no data" : `${c.numerator} of ${c.denominator} (${pct(c.rate)})` +
+          (c.numerator_after_review === null ? "" : `; after review ${c.numerator_after_review} (${pct(c.rate_after_review)})`));
       if (c.outlier) annotations.push({ x: sites[xi], y: ys[yi], text: "", showarrow: false,
         bordercolor: "#a3261b", borderwidth: 2, width: 60, height: 30 });
     });
