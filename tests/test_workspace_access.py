@@ -204,3 +204,30 @@ def test_the_worklist_functions_keep_the_users_sites_whatever_the_filters(login,
         # the condition is the function's own text: a filter value is never SQL
         evil = ("x' or true --", *(None,) * 8)
         assert web.execute(count, evil).fetchone() == (0,)
+
+
+def test_row_level_security_holds_even_for_a_view_without_a_site_filter(conn, login, world):  # noqa: F811
+    # a careless view: no site filter of its own, owned like the workspace's views
+    conn.execute("create view web.careless as select c.case_id, c.site_id, rx.rx_id"
+                 " from audit.cases as c left join core.prescriptions as rx"
+                 " on rx.patient_id = c.patient_id")  # fmt: skip
+    conn.execute("alter view web.careless owner to rxaudit_web_views")
+    conn.execute("grant select on web.careless to rxaudit_web")
+    conn.commit()
+    flags = dict(conn.execute(
+        "select c.oid::regclass::text, c.relrowsecurity from pg_class as c"
+        " where c.oid = any(array['audit.cases', 'audit.pathway', 'audit.case_evidence',"
+        "  'core.prescriptions', 'core.therapy_sessions', 'core.diagnoses']::regclass[])"
+    ).fetchall())  # fmt: skip
+    assert set(flags.values()) == {True}, flags
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        assert web.execute("select count(*) from web.careless").fetchone() == (0,)
+        _signed_in(web, "alice")
+        rows = web.execute("select distinct site_id from web.careless").fetchall()
+        assert rows == [("site-a",)]
+        _signed_in(web, "bob")
+        assert web.execute("select distinct site_id from web.careless").fetchall() == [("site-b",)]
+        _signed_in(web, "audrey")
+        assert web.execute("select count(distinct site_id) from web.careless").fetchone() == (2,)
+    # the pipeline, owner of the tables, is not under the policies
+    assert conn.execute("select count(distinct site_id) from audit.cases").fetchone() == (2,)

@@ -10,7 +10,9 @@ create or replace view web.me with (security_barrier) as
 create or replace view web.cases with (security_barrier) as
     select c.*
     from report.cases as c
-    where array[c.site_id, '*'] && (select review.visible_sites());
+    where array[c.site_id, '*'] && (select review.visible_sites())
+      -- and row-level security (0019), which report.cases' owner is not under
+      and exists (select 1 from audit.cases as g where g.case_id = c.case_id);
 
 -- The same rows, narrow (no long text): what counts, the overview and the
 -- worklist's paging read (the worklist then reads its page of web.cases).
@@ -37,7 +39,8 @@ create or replace view web.assignments with (security_barrier) as
 create or replace view web.pathway with (security_barrier) as
     select p.*
     from report.pathway as p
-    where array[p.home_site_id, '*'] && (select review.visible_sites());
+    where array[p.home_site_id, '*'] && (select review.visible_sites())
+      and exists (select 1 from audit.pathway as g where g.patient_id = p.patient_id);
 
 -- Aggregates (no patient): every signed-in user sees them.
 create or replace view web.measures with (security_barrier) as
@@ -204,3 +207,17 @@ create or replace view web.batch_validation with (security_barrier) as
     where (select review.session_role()) = 'auditor';
 
 grant select on web.batches, web.batch_validation to rxaudit_web;
+
+-- The patient-level views belong to rxaudit_web_views, under row-level
+-- security (migration 0019): their own site filters and the policies both
+-- hold. The aggregates stay with the upgrading role (every site's figures).
+do $$
+declare v text;
+begin
+  foreach v in array array['web.cases', 'web.case_index', 'web.reviews', 'web.assignments',
+                           'web.pathway', 'web.case_sources', 'web.case_timeline',
+                           'web.case_patient'] loop
+    execute format('alter view %s owner to rxaudit_web_views', v);
+  end loop;
+end
+$$;
