@@ -137,10 +137,11 @@ def _overview(rules: list[tuple], measures: dict, as_of: str | None, runs: dict)
     except ValueError:  # nothing loaded yet
         day = None
     periods = sorted({r["period"] for r in rows})
+    heads = overview.headlines(rule_rows, rows, day)
     return {
-        "headlines": overview.headlines(rule_rows, rows, day),
+        "headlines": heads,
         "periods": periods,
-        "trend_quarters": overview.TREND_QUARTERS,
+        "trend": overview.trend(heads, rows),
         "heat": {p: overview.heatmap(rule_rows, rows, p, day) for p in periods},
         "colours": overview.colours(rule_rows),
         "facts": overview.CASE_FACTS,

@@ -131,6 +131,20 @@ def headlines(rules: list[dict], rows: list[dict], as_of: dt.date | None) -> lis
     return out
 
 
+def trend(heads: list[dict], rows: list[dict]) -> dict:
+    """The all-sites rate of each headline's rule over the last
+    TREND_QUARTERS quarters: ``periods`` and, per rule in headline order,
+    ``rates`` aligned with them (None: no measure that quarter)."""
+    total = {(r["measure_id"], r["period"]): r for r in rows if r["site_id"] == "ALL"}
+    periods = sorted({p for _, p in total})[-TREND_QUARTERS:]
+    series = []
+    for h in heads:
+        got = [total.get((h["rule_id"], p), {}) for p in periods]
+        series.append({"rule_id": h["rule_id"], "title": h["title"], "colour": h["colour"],
+                       "rates": [_rate(g.get("numerator"), g.get("denominator")) for g in got]})  # fmt: skip
+    return {"periods": periods, "series": series}
+
+
 def heatmap(rules: list[dict], rows: list[dict], period: str | None,
             as_of: dt.date | None) -> dict:  # fmt: skip
     """The rule-by-site map of ``period`` (counted rules, in headline order

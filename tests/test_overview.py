@@ -186,3 +186,17 @@ def test_the_workspace_overview_ranks_shows_review_rates_and_links_cells(ran, co
             assert int(after[1][1]) == int(before[1][1]) - 1
         else:
             assert after[1] == before[1]
+
+
+def test_the_trend_is_the_headlines_rate_over_the_last_quarters():
+    rules = [rule("A", "medium"), rule("B", "low")]
+    periods = [f"{2022 + i // 4}-Q{i % 4 + 1}" for i in range(14)]
+    rows = [row("A", p, "ALL", i, 100) for i, p in enumerate(periods)]
+    rows += [row("B", periods[-1], "ALL", 5, 50), row("A", periods[-1], "s1", 99, 100)]
+    heads = overview.headlines(rules, rows, D("2025-06-30"))
+    t = overview.trend(heads, rows)
+    assert t["periods"] == periods[-overview.TREND_QUARTERS :]
+    a, b = t["series"]
+    assert (a["rule_id"], b["rule_id"]) == ("A", "B")
+    assert a["rates"] == [i / 100 for i in range(2, 14)]
+    assert b["rates"] == [None] * 11 + [0.1]

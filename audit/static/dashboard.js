@@ -52,16 +52,6 @@ async function unpack() {
   return d;
 }
 
-function measureRows(d) {
-  const m = d.measures, rows = [];
-  for (let i = 0; i < m.measure_id.length; i++) {
-    rows.push({ id: m.measure_id[i], kind: m.kind[i], period: m.period[i], site: m.site_id[i],
-      den: m.denominator[i], num: m.numerator[i], rate: m.rate[i], low: m.ci_low[i],
-      high: m.ci_high[i], outlier: m.outlier[i], suppressed: m.suppressed[i] });
-  }
-  return rows;
-}
-
 function drawMeta(d) {
   const m = d.meta, c = m.counts || {};
   const parts = [`Run ${m.run_id}`, `data as of ${m.as_of || "—"}`,
@@ -128,15 +118,10 @@ function drawHeadline(d) {
     body.appendChild(tr);
   }
   box.appendChild(table);
-  const rows = measureRows(d).filter((r) => r.kind === "rule" && r.site === "ALL");
-  const recent = new Set(o.periods.slice(-o.trend_quarters));
-  const traces = o.headlines.map((h) => {
-    const series = rows.filter((r) => r.id === h.rule_id && recent.has(r.period))
-      .sort((a, b) => a.period.localeCompare(b.period));
-    return { type: "scatter", mode: "lines+markers", name: plain(h.title), x: series.map((r) => r.period),
-      y: series.map((r) => r.rate), line: { color: h.colour }, marker: { color: h.colour },
-      hovertemplate: "%{x}: %{y:.1%}<extra>" + plain(h.rule_id) + "</extra>" };
-  });
+  const t = o.trend;
+  const traces = t.series.map((line) => ({ type: "scatter", mode: "lines+markers",
+    name: plain(line.title), x: t.periods, y: line.rates, line: { color: line.colour },
+    marker: { color: line.colour }, hovertemplate: "%{x}: %{y:.1%}<extra>" + plain(line.rule_id) + "</extra>" }));
   Plotly.newPlot("trend", traces, {
     margin: { t: 10, r: 10, b: 40, l: 50 }, yaxis: { tickformat: ".0%", rangemode: "tozero" },
     legend: { font: { size: 10 } }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",

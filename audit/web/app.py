@@ -290,16 +290,10 @@ def create_app(database_url: str | None = None, secret: str | None = None,
         heads = overview.headlines(rules, rows, as_of)
         periods = sorted({r["period"] for r in rows})
         chosen = quarter if quarter in periods else (periods[-1] if periods else None)
-        total = {(r["measure_id"], r["period"]): r for r in rows if r["site_id"] == "ALL"}
-        series = [{**h, "rates": {p: (total[(h["rule_id"], p)]["numerator"]
-                                      / total[(h["rule_id"], p)]["denominator"])
-                                     if (h["rule_id"], p) in total
-                                     and total[(h["rule_id"], p)]["denominator"] else None
-                                  for p in periods}} for h in heads]  # fmt: skip
         out = {"as_of": as_of, "run_id": state.get("run_id"), "headlines": heads,
                "last_review_id": state.get("last_review_id"),
                "periods": periods, "quarter": chosen,
-               "trend": charts.trend(periods[-overview.TREND_QUARTERS:], series) if periods else "",
+               "trend": charts.trend(overview.trend(heads, rows)) if periods else "",
                "heat": overview.heatmap(rules, rows, chosen, as_of)}  # fmt: skip
         if len(figures) > 64:
             figures.clear()

@@ -16,12 +16,12 @@ KIND_COLOURS = {"fill": "#6f9ec2", "session": "#1d5c3a", "event": "#a3261b",
                 "diagnosis": "#5b3f8c", "assessment": "#8a5a00"}  # fmt: skip
 
 
-def trend(periods: list[str], series: list[dict], width: int = 760, height: int = 240) -> str:
-    """Rates by quarter: ``series`` items have rule_id, title, colour and
-    rates (period -> rate or None)."""
+def trend(data: dict, width: int = 760, height: int = 240) -> str:
+    """Rates by quarter, as ``audit.overview.trend`` gives them."""
+    periods, series = data["periods"], data["series"]
     left, right, top, bottom = 48, 12, 10, 28
     w, h = width - left - right, height - top - bottom
-    top_rate = max([r for s in series for r in s["rates"].values() if r is not None] or [0.01])
+    top_rate = max([r for s in series for r in s["rates"] if r is not None] or [0.01])
     step = w / max(1, len(periods) - 1)
 
     def x(i: int) -> float:
@@ -42,8 +42,7 @@ def trend(periods: list[str], series: list[dict], width: int = 760, height: int 
             out.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle"'
                        f' font-size="11">{escape(p)}</text>')  # fmt: skip
     for s in series:
-        pts = [(x(i), y(s["rates"][p])) for i, p in enumerate(periods)
-               if s["rates"].get(p) is not None]  # fmt: skip
+        pts = [(x(i), y(r)) for i, r in enumerate(s["rates"]) if r is not None]
         if not pts:
             continue
         path = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
