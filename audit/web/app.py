@@ -268,37 +268,38 @@ def create_app(database_url: str | None = None, secret: str | None = None,
 
     def overview_figures(s: Signed, quarter: str | None) -> dict:
         """Headlines, trend and heat map (audit.overview) of the latest run,
-        with the numerators after review as the reviews stand now; kept until
-        the next run or review."""
+        with the numerators after review as the reviews stand now. All but the
+        heat map of the asked quarter are kept until the next run or review."""
         state = s.conn.execute("select * from web.overview_state").fetchone() or {}
-        key = (state.get("run_id"), state.get("last_review_id"), quarter)
-        if key in figures:
-            return figures[key]
-        rules = s.conn.execute(
-            "select rule_id, title, severity, report_order, matures_days from web.rules"
-            " order by report_order, rule_id"
-        ).fetchall()
-        now = {(r["rule_id"], r["period"], r["site_id"]): r["numerator_after_review"]
-               for r in s.conn.execute("select * from web.rule_counts_now")}  # fmt: skip
-        rows = s.conn.execute(
-            "select measure_id, period, site_id, denominator, numerator, outlier"
-            " from web.measures where kind = 'rule' and prescriber_id is null"
-        ).fetchall()
-        for r in rows:
-            r["numerator_after_review"] = now.get((r["measure_id"], r["period"], r["site_id"]), 0)
-        as_of = state.get("as_of")
-        heads = overview.headlines(rules, rows, as_of)
-        periods = sorted({r["period"] for r in rows})
+        key = (state.get("run_id"), state.get("last_review_id"))
+        base = figures.get(key)
+        if base is None:
+            rules = s.conn.execute(
+                "select rule_id, title, severity, report_order, matures_days from web.rules"
+                " order by report_order, rule_id"
+            ).fetchall()
+            now = {(r["rule_id"], r["period"], r["site_id"]): r["numerator_after_review"]
+                   for r in s.conn.execute("select * from web.rule_counts_now")}  # fmt: skip
+            rows = s.conn.execute(
+                "select measure_id, period, site_id, denominator, numerator, outlier"
+                " from web.measures where kind = 'rule' and prescriber_id is null"
+            ).fetchall()
+            for r in rows:
+                r["numerator_after_review"] = now.get(
+                    (r["measure_id"], r["period"], r["site_id"]), 0)  # fmt: skip
+            heads = overview.headlines(rules, rows, state.get("as_of"))
+            periods = sorted({r["period"] for r in rows})
+            base = {"as_of": state.get("as_of"), "run_id": state.get("run_id"),
+                    "last_review_id": state.get("last_review_id"), "headlines": heads,
+                    "periods": periods, "rules": rules, "rows": rows,
+                    "trend": charts.trend(overview.trend(heads, rows)) if periods else ""}  # fmt: skip
+            if len(figures) > 64:
+                figures.clear()
+            figures[key] = base
+        periods = base["periods"]
         chosen = quarter if quarter in periods else (periods[-1] if periods else None)
-        out = {"as_of": as_of, "run_id": state.get("run_id"), "headlines": heads,
-               "last_review_id": state.get("last_review_id"),
-               "periods": periods, "quarter": chosen,
-               "trend": charts.trend(overview.trend(heads, rows)) if periods else "",
-               "heat": overview.heatmap(rules, rows, chosen, as_of)}  # fmt: skip
-        if len(figures) > 64:
-            figures.clear()
-        figures[key] = out
-        return out
+        heat = overview.heatmap(base["rules"], base["rows"], chosen, base["as_of"])
+        return {**base, "quarter": chosen, "heat": heat}
 
     def overview_page(request: Request, form=None) -> Response:
         with Signed(request) as s:
