@@ -52,7 +52,7 @@ def write_manifest(
     source: str = "rxaudit",
     created_at: str | None = None,
     rows: Mapping[str, int] | None = None,
-    schema_version: str = "1.1",
+    schema_version: str = "1.2",
     history_from: dt.date | str | None = None,
 ) -> dict:
     """Write ``manifest.json`` listing every CSV of the folder (written last)."""
@@ -81,9 +81,9 @@ def write_batch(
     **manifest_fields,
 ) -> dict:
     """Write a batch folder: the given tables (required ones empty if absent),
-    with the columns of its schema version (``schema_version``, default 1.1)."""
+    with the columns of its schema version (``schema_version``, default 1.2)."""
     batch_dir.mkdir(parents=True, exist_ok=True)
-    version = str(manifest_fields.get("schema_version", "1.1"))
+    version = str(manifest_fields.get("schema_version", "1.2"))
     for spec in contract.FILES:
         if spec.table in tables or spec.required:
             write_csv(

@@ -1,4 +1,4 @@
-"""The native extract format (schema versions 1 and 1.1) as data.
+"""The native extract format (schema versions 1, 1.1 and 1.2) as data.
 
 This module owns the catalogue of batch files and their columns: which files a
 batch holds, each column's type, whether it is required, its allowed values.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSIONS = frozenset({"1", "1.1"})
+SCHEMA_VERSIONS = frozenset({"1", "1.1", "1.2"})
 
 # Patterns avoid bounded repetition ({1,64}), which PostgreSQL's regex engine
 # expands into large automata; lengths are checked separately.
@@ -124,6 +124,7 @@ FILES: tuple[FileSpec, ...] = (
             Column("birth_year", INT, False, min_value=1850, max_value=2100),
             Column("sex", ENUM, False, SEX),
             Column("site_id", ID, True),
+            Column("history_from", DATE, False, since="1.2"),
         ),
         refers_to_patient=False,
     ),

@@ -282,7 +282,7 @@ def value_kind(value: str, column: str | None = None) -> str | None:
 MAX_COLUMNS = 200
 
 
-def check_header(spec: FileSpec, header: list[str], schema_version: str = "1.1") -> list[str]:
+def check_header(spec: FileSpec, header: list[str], schema_version: str = "1.2") -> list[str]:
     """Check a CSV header; return the columns to drop (outside the contract).
 
     Rejects the batch for a duplicate column, a missing contract column or a

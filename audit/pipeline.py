@@ -89,6 +89,18 @@ def batches_since_last_run(conn: psycopg.Connection) -> list[dict]:
     ]  # fmt: skip
 
 
+def _batch_ids(conn: psycopg.Connection, batch_nos: list[int]) -> list[str]:
+    if not batch_nos:
+        return []
+    return [
+        r[0]
+        for r in conn.execute(
+            "select batch_id from audit.batches where batch_no = any(%s) order by batch_no",
+            (batch_nos,),
+        )
+    ]
+
+
 def _count_resolved_by_batch(conn: psycopg.Connection, run_id: str, batches: list[dict]) -> None:
     """For each batch loaded by this run: the cases this run resolved whose
     patient the batch touched (every case the run resolved, for a batch that
@@ -170,6 +182,12 @@ def audit(
             "as_of": result.as_of.isoformat() if result.as_of else None,
             "history_start": result.history_start.isoformat() if result.as_of else None,
             "policy": {"version": pol.version, "sha256": pol.sha256, "source": pol.source},
+            # orders_as_fills (auto, always, never) and the batches whose
+            # `ordered` rows the audit counted as fills
+            "orders": {
+                "orders_as_fills": result.orders_as_fills,
+                "fill_batches": _batch_ids(conn, result.order_fill_batches),
+            },
             "evaluation": {
                 "mode": result.plan.mode,
                 "reason": result.plan.reason,

@@ -1,7 +1,8 @@
 """The guideline policy: every threshold and value set the rules use.
 
-The defaults are ``audit/policies/2027.1.toml``. Policy 2026.1 stays bundled
-(``--policy 2026.1``) so that a site that pinned it can reproduce an old run.
+The defaults are ``audit/policies/2027.2.toml``. Policies 2027.1 and 2026.1
+stay bundled (``--policy 2027.1``) so that a site that pinned one can
+reproduce an old run.
 A site passes its own file with ``--policy FILE``: it holds a ``version`` and
 only the values it changes, merged over the default policy or over the
 bundled policy its ``base`` names (tables key by key, an ingredient's fields
@@ -23,11 +24,13 @@ from pathlib import Path
 from audit.errors import UsageError
 
 POLICY_DIR = Path(__file__).parent / "policies"
-DEFAULT_VERSION = "2027.1"
+DEFAULT_VERSION = "2027.2"
 DEFAULT_POLICY = POLICY_DIR / f"{DEFAULT_VERSION}.toml"
 BUNDLED = {p.stem: p for p in sorted(POLICY_DIR.glob("*.toml"))}
 
-DRUG_CLASSES = ("SSRI", "SNRI", "ALPHA1", "BZD", "MDMA")
+DRUG_CLASSES = ("SSRI", "SNRI", "OTHER_AD", "ALPHA1", "BZD", "MDMA")
+#: Classes a policy must have an ingredient of (other antidepressants are optional).
+REQUIRED_CLASSES = ("SSRI", "SNRI", "ALPHA1", "BZD", "MDMA")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ,.'-]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9.]{1,20}$")
 _RXCUI = re.compile(r"^[0-9]{1,10}$")
@@ -54,6 +57,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "paroxetine_vasomotor_names": ("names",),
         "citalopram_older_age": (int, 0, 200),
         "citalopram_older_max_mg": (float, 0.001, 1000),
+        "paroxetine_older_age": (int, 0, 200),
+        "paroxetine_older_max_mg": (float, 0.001, 1000),
+        "paroxetine_cr_older_max_mg": (float, 0.001, 1000),
+        "orders_as_fills": ("choice", "auto", "always", "never"),
+        "inpatient_antidepressant_fills": (bool,),
+        "seizure_ingredients": ("ingredient_names",),
+        "seizure_route_ingredients": ("ingredient_names",),
+        "seizure_route_words": ("names",),
     },
     "episodes": {
         "episode_gap_days": _DAYS,
@@ -67,6 +78,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "remission_pcl5_below": (int, 1, 80),
         "pcl5_min_drop": (int, 0, 80),
         "pcl5_baseline_days": _DAYS,
+        "caps5_response_fraction": (float, 0, 1),
+        "caps5_min_baseline": (int, 0, 80),
+        "response_holds_days": (int, 0, 3650),
+        "measurement_days": (int, 0, 3650),
+        "switch_window_days": (int, 0, 3650),
     },
     "psychotherapy": {
         "tf_modalities": ("modalities",),
@@ -87,13 +103,24 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "exclusion_lookback_days": (int, 0, 3650),
         "withdrawal_icd10cm_prefixes": ("codes",),
         "chronic_icd10cm_prefixes": ("codes",),
+        "withdrawal_snomed": ("codes",),
+        "chronic_snomed": ("codes",),
+        "bzd_quantity_caps_supply": (bool,),
+        "bzd_taper_fraction": (float, 0, 1),
+        "bzd_dx_lookback_days": (int, 0, 36500),
+        "bzd_prescriber": ("choice", "episode_start", "index_date"),
     },
-    "hospice": {"hospice_icd10cm": ("codes",)},
+    "hospice": {
+        "hospice_icd10cm": ("codes",),
+        "hospice_lookahead_days": (int, 0, 3650),
+    },
     "venlafaxine": {"ven_lookback_days": _DAYS},
     "prazosin": {
         "prazosin_start_max_mg": (float, 0.001, 1000),
         "prazosin_max_mg": (float, 0.001, 1000),
         "prazosin_high_mg": (float, 0.001, 1000),
+        "prazosin_very_high_mg": (float, 0.001, 1000),
+        "prazosin_tried_min_mg": (float, 0, 1000),
         "bp_icd10cm_prefixes": ("codes",),
         "nightmare_icd10cm": ("codes",),
         "nightmare_prazosin_window_days": _DAYS,
@@ -106,7 +133,9 @@ ICD_KEYS = ("ptsd_icd10cm", "nightmare_icd10cm", "withdrawal_icd10cm_prefixes",
 #: Code lists that may be empty (a site may know no such code).
 EMPTY_ALLOWED = {"ptsd_snomed", "withdrawal_icd10cm_prefixes", "chronic_icd10cm_prefixes",
                  "hospice_icd10cm", "bp_icd10cm_prefixes", "paroxetine_cr_words",
-                 "paroxetine_vasomotor_names"}  # fmt: skip
+                 "paroxetine_vasomotor_names", "withdrawal_snomed", "chronic_snomed",
+                 "seizure_ingredients", "seizure_route_ingredients",
+                 "seizure_route_words"}  # fmt: skip
 INGREDIENT_KEYS = {"class", "rxcui", "names", "min_mg", "max_mg", "first_line"}
 TF_MODALITIES_ALLOWED = {"PE", "CPT", "EMDR", "NET", "WET", "SUPPORTIVE", "STABILIZATION",
                          "SKILLS", "IRT", "OTHER"}  # fmt: skip
@@ -142,6 +171,7 @@ class Policy:
         out["tf_min_counts"] = [by_modality[m] for m in sorted(by_modality)]
         out["paroxetine_cr_pattern"] = word_pattern(out.pop("paroxetine_cr_words"))
         out["paroxetine_vasomotor_pattern"] = word_pattern(out.pop("paroxetine_vasomotor_names"))
+        out["seizure_route_pattern"] = word_pattern(out.pop("seizure_route_words"))
         return out
 
     def ingredients(self) -> list[dict]:
@@ -167,6 +197,20 @@ def _fail(source: str, key: str, reason: str) -> PolicyError:
 
 def _check_scalar(source: str, key: str, value: object, spec: tuple) -> None:
     kind = spec[0]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise _fail(source, key, "must be true or false")
+        return
+    if kind == "choice":
+        if value not in spec[1:]:
+            raise _fail(source, key, f"must be one of {', '.join(spec[1:])}")
+        return
+    if kind == "ingredient_names":
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and re.fullmatch(r"[a-z][a-z0-9_]{0,40}", v) for v in value
+        ):
+            raise _fail(source, key, "must be a list of ingredient names (lower-case words)")
+        return
     if kind == "modality_counts":
         if not isinstance(value, dict):
             raise _fail(source, key, "must be a table of modality = sessions")
@@ -270,8 +314,14 @@ def validate(content: dict, source: str) -> None:
         raise _fail(source, "fills.paroxetine_cr_min_mg", "is above paroxetine_cr_max_mg")
     if content["prazosin"]["prazosin_max_mg"] > content["prazosin"]["prazosin_high_mg"]:
         raise _fail(source, "prazosin.prazosin_max_mg", "is above prazosin_high_mg")
+    if content["prazosin"]["prazosin_high_mg"] > content["prazosin"]["prazosin_very_high_mg"]:
+        raise _fail(source, "prazosin.prazosin_high_mg", "is above prazosin_very_high_mg")
+    for key in ("seizure_ingredients", "seizure_route_ingredients"):
+        for name in fills[key]:
+            if name not in ingredients or ingredients[name]["class"] != "BZD":
+                raise _fail(source, f"fills.{key}", f"{name!r} is not a benzodiazepine ingredient")
     classes = {ing["class"] for ing in ingredients.values()}
-    for needed in DRUG_CLASSES:
+    for needed in REQUIRED_CLASSES:
         if needed not in classes:
             raise _fail(source, "ingredients", f"no ingredient of class {needed}")
 

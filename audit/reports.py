@@ -29,8 +29,10 @@ PATHWAY_COLUMNS = (
     "first_line_start", "first_line_adequate", "first_line_ongoing", "first_line_dose_mg",
     "current_antidepressant", "current_dose_mg", "nightmares_on", "prazosin_tried", "irt_tried",
     "benzodiazepine_active", "last_response_on", "treatment_resistant_on", "referral_on",
-    "first_mdma_on", "mdma_off_trial", "hospice_on", "next_step",
+    "first_mdma_on", "mdma_off_trial", "hospice_on", "next_step", "next_step_reason",
 )  # fmt: skip
+#: Doses print as a person writes them (50, 37.5), not as stored (50.0000).
+_NUMERIC = {"first_line_dose_mg", "current_dose_mg"}
 
 MEASURE_COLUMNS = (
     "measure_id", "kind", "period", "site_id", "prescriber_id", "denominator", "numerator",
@@ -43,8 +45,9 @@ SHARED_COLUMNS = (
     "ci_high", "outlier", "suppressed",
 )  # fmt: skip
 
-_TEXT = {"summary", "evidence", "guideline", "next_step", "patient_id", "site_id",
-         "prescriber_id", "home_site_id", "case_id", "first_line_ingredient"}  # fmt: skip
+_TEXT = {"summary", "evidence", "guideline", "next_step", "next_step_reason", "patient_id", "site_id",
+         "prescriber_id", "home_site_id", "case_id", "first_line_ingredient",
+         "current_antidepressant"}  # fmt: skip
 
 
 def _select_list(columns: tuple[str, ...], alias: str = "t") -> sql.Composable:
@@ -53,6 +56,8 @@ def _select_list(columns: tuple[str, ...], alias: str = "t") -> sql.Composable:
         ref = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c))
         if c in _TEXT:
             ref = sql.SQL("audit.csv_safe({})").format(ref)
+        elif c in _NUMERIC:
+            ref = sql.SQL("trim_scale({})").format(ref)
         parts.append(sql.SQL("{} as {}").format(ref, sql.Identifier(c)))
     return sql.SQL(", ").join(parts)
 

@@ -23,7 +23,7 @@ from tests.rule_fixtures import load  # noqa: E402
 
 INDEX = ROOT / "docs" / "rules" / "README.md"
 
-INDEX_HEAD = """# The rules (policy 2027.1)
+INDEX_HEAD = """# The rules (policy 2027.2)
 
 Each rule is one folder under `sql/rules/<RULE_ID>/`: `rule.sql` (the rule),
 `rule.toml` (title, severity, guideline, the policy keys it reads, the readings
@@ -33,7 +33,8 @@ outcome and run by `tests/test_rule_fixtures.py`). Shared definitions (fill
 days, supply, trials, antidepressant episodes, adequacy, TF courses,
 responses, hospice, history start) are the derived models of `sql/derive/`.
 The care pathway: [care-pathway.md](care-pathway.md) (its fixtures:
-`sql/pathway/tests/`). What changed from 2026.1:
+`sql/pathway/tests/`). What changed from 2027.1:
+[changes-2027.2.md](changes-2027.2.md); from 2026.1:
 [changes-2027.1.md](changes-2027.1.md).
 
 | id | title | severity |
@@ -52,9 +53,9 @@ def _page(folder: Path, defaults: dict) -> str:
         f"# {meta['id']}: {meta['title']}", "",
         f"**Severity:** {meta['severity']}  ", f"**Guideline:** {meta['guideline']}", "",
         "## Definition", "", " ".join(header), "",
-        "The shared definitions it relies on are in `rules.md` of policy 2027.1 and in"
+        "The shared definitions it relies on are in `rules.md` of policy 2027.2 and in"
         " `sql/derive/`.", "",
-        "## Policy settings read", "", "| key | default (2027.1) |", "| --- | --- |",
+        "## Policy settings read", "", "| key | default (2027.2) |", "| --- | --- |",
     ]  # fmt: skip
     for key in meta["parameters"]:
         out.append(f"| `{key}` | `{defaults.get(key)}` |")

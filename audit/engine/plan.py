@@ -34,6 +34,7 @@ def plan(
     run_id: str,
     full: bool = False,
     history_start=None,
+    order_fill_batches: list[int] | None = None,
 ) -> Plan:
     """Decide full or incremental; for incremental, fill ``rx_touched``.
 
@@ -62,7 +63,8 @@ def plan(
     # run one at a time, under the loader's lock).
     prev = conn.execute(
         "select run_id, status, as_of, policy_sha256, engine_sha256, last_batch_no,"
-        " (summary ->> 'cohort_patients')::integer, history_start from audit.runs"
+        " (summary ->> 'cohort_patients')::integer, history_start, order_fill_batches"
+        " from audit.runs"
         " where run_id <> %s"
         " order by started_at desc, run_id desc limit 1",
         (run_id,),
@@ -78,6 +80,7 @@ def plan(
         prev_batch,
         prev_cohort,
         prev_history,
+        prev_order_fills,
     ) = prev
     if prev_status not in ("ok", "rejected"):
         return full_plan("the previous audit did not finish")
@@ -91,6 +94,11 @@ def plan(
         return full_plan("the rules' SQL changed")
     if prev_history != history_start:
         return full_plan("the history start moved")
+    # Orders count as fills per source (orders_as_fills = auto): a batch that
+    # changed which earlier batches' orders are fills changes untouched patients.
+    earlier = sorted(b for b in (order_fill_batches or []) if b <= prev_batch)
+    if earlier != sorted(prev_order_fills or []):
+        return full_plan("the batches whose orders are fills changed")
     withdrawn = conn.execute(
         "select count(*) from audit.batches where withdrawn_at >"
         " (select started_at from audit.runs where run_id = %s)",

@@ -31,6 +31,8 @@ class AuditResult:
     run_id: str
     as_of: dt.date | None
     history_start: dt.date | None = None
+    orders_as_fills: str | None = None
+    order_fill_batches: list[int] = field(default_factory=list)
     cases_by_rule: dict[str, int] = field(default_factory=dict)
     open_cases: int = 0
     excluded_cases: int = 0
@@ -69,6 +71,40 @@ def history_start(conn: psycopg.Connection, as_of: dt.date) -> dt.date:
     return row[0]
 
 
+def order_fill_batches(conn: psycopg.Connection, orders_as_fills: str, as_of: dt.date) -> list[int]:
+    """The loaded batches whose ``ordered`` rows are fills (rules.md, "Source
+    type"; reading 6). ``auto``: the batches of every source that has
+    delivered no dispensed or administered prescription row (an empty
+    ``source_type`` is dispensed) among the current records up to ``as_of``;
+    ``always``: every batch; ``never``: none. Prescriptions are scanned only
+    when some current row is an order."""
+    if orders_as_fills == "never":
+        return []
+    if orders_as_fills == "always":
+        return [r[0] for r in conn.execute(
+            "select batch_no from audit.batches where status = 'loaded' order by batch_no")]  # fmt: skip
+    rows = conn.execute(
+        "with dispensing as ("
+        "  select distinct rx.batch_no from core.prescriptions as rx"
+        "  where rx.is_current and rx.filled_on <= %(d)s"
+        "    and coalesce(rx.source_type, 'dispensed') in ('dispensed', 'administered')"
+        "    and exists (select 1 from core.prescriptions as o"
+        "                where o.is_current and o.source_type = 'ordered')),"
+        " dispensing_sources as ("
+        "  select distinct b.source from audit.batches as b"
+        "  inner join dispensing as d on d.batch_no = b.batch_no)"
+        " select b.batch_no from audit.batches as b"
+        " where b.status = 'loaded'"
+        "   and exists (select 1 from core.prescriptions as o"
+        "               where o.is_current and o.source_type = 'ordered')"
+        "   and not exists (select 1 from dispensing_sources as s"
+        "                   where s.source is not distinct from b.source)"
+        " order by b.batch_no",
+        {"d": as_of},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def evaluate(
     conn: psycopg.Connection,
     policy: Policy,
@@ -96,6 +132,11 @@ def evaluate(
     history = history_start(conn, params["as_of"])
     params["history_start"] = history
     result.history_start = history
+    params["order_fill_batches"] = order_fill_batches(
+        conn, params["orders_as_fills"], params["as_of"]
+    )
+    result.orders_as_fills = params["orders_as_fills"]
+    result.order_fill_batches = params["order_fill_batches"]
     previous = conn.execute(
         "select policy_sha256, last_batch_no from audit.runs where run_id <> %s"
         " order by started_at desc, run_id desc limit 1",
@@ -104,16 +145,18 @@ def evaluate(
     policy_changed = previous is not None and previous[0] != policy.sha256
 
     t0 = time.perf_counter()
-    the_plan = plan(conn, policy, as_of, run_id, full, history)
+    the_plan = plan(conn, policy, as_of, run_id, full, history, params["order_fill_batches"])
     result.plan = the_plan
     incremental = the_plan.mode == "incremental"
     params["incremental"] = incremental
     progress(f"audit: {the_plan.mode} ({the_plan.reason})")
     conn.execute(
         "update audit.runs set mode = %s, last_batch_no = %s, engine_sha256 = %s,"
-        " touched_patients = %s, history_start = %s where run_id = %s",
+        " touched_patients = %s, history_start = %s, orders_as_fills = %s,"
+        " order_fill_batches = %s where run_id = %s",
         (the_plan.mode, the_plan.last_batch_no, engine_sha256(),
-         the_plan.touched if incremental else None, history, run_id),
+         the_plan.touched if incremental else None, history, params["orders_as_fills"],
+         params["order_fill_batches"], run_id),
     )  # fmt: skip
 
     refresh_policy_tables(conn, policy)

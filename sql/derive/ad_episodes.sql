@@ -5,7 +5,10 @@
 -- Carry-forward stays per ingredient (fill_coverage); an episode's covered
 -- days are the union of its fill days' (merged into islands here), stopping
 -- at as_of. A switch from one antidepressant to another within the gap stays
--- in one episode.
+-- in one episode. Antidepressants: the judged ones (SSRI, SNRI) and the other
+-- antidepressants (OTHER_AD: duloxetine, mirtazapine...), which join episodes
+-- but are never judged for dose. has_judged: the episode holds a fill day of
+-- a judged antidepressant. next_episode_start: the patient's next episode's.
 with fills as (
     select
         f.*,
@@ -15,7 +18,7 @@ with fills as (
             rows between unbounded preceding and 1 preceding
         ) as latest_before
     from core.fill_coverage as f
-    where f.drug_class in ('SSRI', 'SNRI')
+    where f.drug_class in ('SSRI', 'SNRI', 'OTHER_AD')
 ),
 
 numbered as (
@@ -88,6 +91,9 @@ select
     min(c.acute_covered_days) as acute_covered_days,
     min(c.continuation_covered_days) as continuation_covered_days,
     count(*)::integer as n_fill_days,
+    bool_or(n.drug_class in ('SSRI', 'SNRI')) as has_judged,
+    lead(min(n.filled_on)) over (partition by n.patient_id order by n.episode_no)
+        as next_episode_start,
     string_agg(distinct n.ingredient, ', ' order by n.ingredient) as ingredients,
     (array_agg(n.ingredient order by n.filled_on desc, n.ingredient))[1] as last_ingredient,
     string_agg('prescriptions:' || array_to_string(n.rx_ids, ';prescriptions:'), ';'

@@ -20,6 +20,8 @@ select
     o.ingredient,
     o.filled_on,
     o.supply,
+    o.daily_dose_mg,
+    o.quantity_capped,
     o.cover_start,
     o.cover_end,
     o.rx_ids,

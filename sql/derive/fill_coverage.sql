@@ -16,7 +16,12 @@
 -- paroxetine day is CR when any of its rows is; citalopram's maximum is
 -- citalopram_older_max_mg from citalopram_older_age. start_sig_mg: the sum of
 -- the sig doses the rows give (the smallest of them on a titration day), for
--- the prazosin start test.
+-- the prazosin start test. A benzodiazepine fill day whose rows all give a
+-- quantity covers at most the sum of their quantities in days (rounded down,
+-- at least 1) under bzd_quantity_caps_supply (quantity_capped when it cut the
+-- supply): two tablets before an MRI cannot cover a week. Paroxetine's maximum
+-- is paroxetine_older_max_mg (CR: paroxetine_cr_older_max_mg) from
+-- paroxetine_older_age.
 with days as (
     select
         f.patient_id,
@@ -26,7 +31,10 @@ with days as (
         bool_or(f.first_line) as first_line,
         min(f.min_mg) as ingredient_min_mg,
         min(f.max_mg) as ingredient_max_mg,
-        max(f.supply) as supply,
+        max(f.supply) as row_supply,
+        case when %(bzd_quantity_caps_supply)s::boolean and min(f.drug_class) = 'BZD'
+                  and bool_and(f.quantity is not null)
+             then greatest(1, floor(sum(f.quantity)))::integer end as quantity_days,
         max(f.supply) > min(f.supply) * %(supply_mismatch_factor)s::numeric as is_titration,
         sum(f.dose_mg) as dose_sum,
         max(f.dose_mg) as dose_max,
@@ -34,6 +42,7 @@ with days as (
         min(f.sig_dose_mg) as sig_min,
         bool_or(f.is_cr) as is_cr,
         bool_or(f.is_older) as is_older,
+        bool_or(f.is_older_paroxetine) as is_older_paroxetine,
         count(*)::integer as n_rows,
         array_agg(f.rx_id order by f.rx_id) as rx_ids,
         (array_agg(f.site_id order by f.rx_id))[1] as site_id,
@@ -50,7 +59,8 @@ select
     d.filled_on,
     d.drug_class,
     d.first_line,
-    d.supply,
+    least(d.row_supply, coalesce(d.quantity_days, d.row_supply)) as supply,
+    coalesce(d.quantity_days < d.row_supply, false) as quantity_capped,
     d.is_titration,
     case when d.is_titration then d.dose_max else d.dose_sum end as daily_dose_mg,
     case when d.is_titration then d.sig_min else d.sig_sum end as start_sig_mg,
@@ -58,7 +68,11 @@ select
     case when d.is_cr then %(paroxetine_cr_min_mg)s::numeric else d.ingredient_min_mg end
         as min_mg,
     case
+        when d.is_cr and d.is_older_paroxetine
+            then least(%(paroxetine_cr_max_mg)s::numeric, %(paroxetine_cr_older_max_mg)s::numeric)
         when d.is_cr then %(paroxetine_cr_max_mg)s::numeric
+        when d.ingredient = 'paroxetine' and d.is_older_paroxetine
+            then least(d.ingredient_max_mg, %(paroxetine_older_max_mg)s::numeric)
         when d.ingredient = 'citalopram' and d.is_older
             then least(d.ingredient_max_mg, %(citalopram_older_max_mg)s::numeric)
         else d.ingredient_max_mg
@@ -115,6 +129,7 @@ select
     b.first_line,
     b.filled_on,
     b.supply,
+    b.quantity_capped,
     b.daily_dose_mg,
     b.start_sig_mg,
     b.is_titration,

@@ -4,6 +4,9 @@
 -- A patient is one identity across sources; when several sources deliver a
 -- row for the patient, the home site, birth year and age marker are those of
 -- the most recently loaded current row (the latest word on the patient).
+-- history_start: the load's history start, or the patient's own history_from
+-- (schema 1.2) when that is later. single_dx_on: the PTSD diagnosis date when
+-- the patient has exactly one (BZD-PTSD's single remote diagnosis).
 with ptsd_diagnoses as (
     select
         d.patient_id,
@@ -24,7 +27,8 @@ first_diagnosis as (
     select
         patient_id,
         (array_agg(diagnosis_id order by diagnosed_on, diagnosis_id))[1] as index_diagnosis_id,
-        min(diagnosed_on) as index_date
+        min(diagnosed_on) as index_date,
+        case when count(distinct diagnosed_on) = 1 then min(diagnosed_on) end as single_dx_on
     from ptsd_diagnoses
     group by patient_id
     having count(distinct diagnosed_on) >= %(cohort_min_dates)s::integer
@@ -36,10 +40,12 @@ select
     p.age_90_plus,
     p.birth_year,
     f.index_date,
-    f.index_diagnosis_id
+    f.index_diagnosis_id,
+    greatest(%(history_start)s::date, p.history_from) as history_start,
+    f.single_dx_on
 from first_diagnosis as f
 cross join lateral (
-    select x.site_id, x.age_90_plus, x.birth_year
+    select x.site_id, x.age_90_plus, x.birth_year, x.history_from
     from core.patients as x
     where x.patient_id = f.patient_id and x.is_current
     order by x.batch_no desc, x.line_no desc

@@ -3,14 +3,23 @@
 -- long-term use (exposure of bzd_long_term_days or more), medium for a new
 -- start (the episode starts on or after the index date, with no covered day
 -- of a non-incidental episode in the new_start_lookback_days before it, and
--- those days within the history), else low. Excluded: withdrawal codes dated
--- [start - exclusion_lookback_days, end]; epilepsy or RBD at any date up to
--- the end; hospice or palliative care on or before the end.
+-- those days within the patient's history), else low; info for a completed
+-- tapered episode (bzd_episodes.is_tapered) or when the patient's only PTSD
+-- diagnosis date is more than bzd_dx_lookback_days before the case date.
+-- Excluded: withdrawal codes (ICD-10-CM prefixes, SNOMED CT exact) dated
+-- [start - exclusion_lookback_days, end]; epilepsy or RBD (ICD-10-CM
+-- prefixes, SNOMED CT exact) at any date up to the end; hospice or palliative
+-- care up to hospice_lookahead_days after the end. Seizure products are in no
+-- episode (drug_fills.is_seizure). The prescriber: the episode's earliest
+-- fill day's (bzd_prescriber = episode_start), or its first on or after the
+-- index date (index_date, policies before 2027.2); the site: the latter's.
 -- Case key: patient, episode start; case_date: greatest(episode start, index date).
 with episodes as (
     select
         e.*,
-        c.index_date
+        c.index_date,
+        c.history_start,
+        c.single_dx_on
     from core.bzd_episodes as e
     inner join core.ptsd_cohort as c on c.patient_id = e.patient_id
     where e.episode_end >= c.index_date
@@ -23,7 +32,8 @@ case_fill as (
         e.patient_id,
         e.episode_no,
         f.site_id,
-        f.prescriber_id
+        case when %(bzd_prescriber)s::text = 'episode_start' then e.first_prescriber_id
+             else f.prescriber_id end as prescriber_id
     from episodes as e
     inner join core.bzd_fills as f
         on f.patient_id = e.patient_id and f.episode_no = e.episode_no
@@ -35,24 +45,29 @@ exclusions as (
     select
         e.patient_id,
         e.episode_no,
-        bool_or(audit.has_prefix(audit.icd(d.code), %(withdrawal_icd10cm_prefixes)s::text[]))
-            as withdrawal,
-        bool_or(audit.has_prefix(audit.icd(d.code), %(chronic_icd10cm_prefixes)s::text[]))
-            as chronic,
-        string_agg('diagnoses:' || d.diagnosis_id, ';' order by d.diagnosed_on, d.diagnosis_id)
+        bool_or(x.withdrawal) as withdrawal,
+        bool_or(not x.withdrawal) as chronic,
+        string_agg('diagnoses:' || x.diagnosis_id, ';' order by x.diagnosed_on, x.diagnosis_id)
             as evidence
     from episodes as e
-    inner join core.diagnoses as d
-        on d.patient_id = e.patient_id
-       and d.is_current
-       and d.code_system = 'ICD10CM'
-       and d.diagnosed_on <= e.episode_end
-       and d.diagnosed_on <= %(as_of)s::date
-       and (
-           (audit.has_prefix(audit.icd(d.code), %(withdrawal_icd10cm_prefixes)s::text[])
-            and d.diagnosed_on >= e.episode_start - %(exclusion_lookback_days)s::integer)
-           or audit.has_prefix(audit.icd(d.code), %(chronic_icd10cm_prefixes)s::text[])
-       )
+    cross join lateral (
+        select
+            d.diagnosis_id,
+            d.diagnosed_on,
+            case when d.code_system = 'ICD10CM'
+                 then audit.has_prefix(audit.icd(d.code), %(withdrawal_icd10cm_prefixes)s::text[])
+                 else d.code = any(%(withdrawal_snomed)s::text[]) end as withdrawal,
+            case when d.code_system = 'ICD10CM'
+                 then audit.has_prefix(audit.icd(d.code), %(chronic_icd10cm_prefixes)s::text[])
+                 else d.code = any(%(chronic_snomed)s::text[]) end as chronic
+        from core.diagnoses as d
+        where d.patient_id = e.patient_id
+          and d.is_current
+          and d.diagnosed_on <= e.episode_end
+          and d.diagnosed_on <= %(as_of)s::date
+    ) as x
+    where (x.withdrawal and x.diagnosed_on >= e.episode_start - %(exclusion_lookback_days)s::integer)
+       or (x.chronic and not x.withdrawal)
     group by e.patient_id, e.episode_no
 ),
 
@@ -62,10 +77,14 @@ judged as (
         cf.site_id,
         cf.prescriber_id,
         greatest(e.episode_start, e.index_date) as case_date,
+        e.is_tapered and not e.is_ongoing as tapered_off,
+        %(bzd_dx_lookback_days)s::integer > 0
+        and e.single_dx_on < greatest(e.episode_start, e.index_date)
+                             - %(bzd_dx_lookback_days)s::integer as remote_dx,
         case
             when e.exposure_days >= %(bzd_long_term_days)s::integer then 'high'
             when e.episode_start >= e.index_date
-             and e.episode_start - %(new_start_lookback_days)s::integer >= %(history_start)s::date
+             and e.episode_start - %(new_start_lookback_days)s::integer >= e.history_start
              and not exists (
                  select 1
                  from core.bzd_fills as p
@@ -77,16 +96,25 @@ judged as (
                    and p.cover_start <= e.episode_start - 1
              ) then 'medium'
             else 'low'
-        end as severity,
+        end as core_severity,
         coalesce(x.withdrawal, false) as withdrawal,
         coalesce(x.chronic, false) as chronic,
-        h.hospice_on <= e.episode_end as hospice,
+        h.hospice_on <= e.episode_end + %(hospice_lookahead_days)s::integer as hospice,
         x.evidence as exclusion_evidence,
         h.source as hospice_evidence
     from episodes as e
     inner join case_fill as cf on cf.patient_id = e.patient_id and cf.episode_no = e.episode_no
     left join exclusions as x on x.patient_id = e.patient_id and x.episode_no = e.episode_no
     left join core.hospice as h on h.patient_id = e.patient_id
+),
+
+graded as (
+    -- a completed taper and a single remote diagnosis override the others
+    select
+        j.*,
+        case when j.tapered_off or coalesce(j.remote_dx, false) then 'info'
+             else j.core_severity end as severity
+    from judged as j
 )
 
 select
@@ -99,12 +127,17 @@ select
     j.site_id,
     j.prescriber_id,
     j.case_date,
-    case j.severity
-        when 'high' then format(
+    case
+        when j.tapered_off then format(
+            'Benzodiazepine tapered off (%%s): from %%s to %%s mg/day, episode from %%s to %%s, %%s days covered since the PTSD diagnosis of %%s',
+            j.ingredients, audit.num(j.taper_top_mg), audit.num(j.taper_last_mg),
+            audit.iso(j.episode_start), audit.iso(j.episode_end), j.exposure_days,
+            audit.iso(j.index_date))
+        when j.core_severity = 'high' then format(
             'Long-term benzodiazepine use (%%s): %%s days covered since the PTSD diagnosis of %%s, episode from %%s to %%s, %%s fill day(s)',
             j.ingredients, j.exposure_days, audit.iso(j.index_date), audit.iso(j.episode_start),
             audit.iso(j.episode_end), j.n_fill_days)
-        when 'medium' then format(
+        when j.core_severity = 'medium' then format(
             'New benzodiazepine start (%%s) on %%s after the PTSD diagnosis of %%s: %%s fill day(s), %%s days covered to %%s',
             j.ingredients, audit.iso(j.episode_start), audit.iso(j.index_date), j.n_fill_days,
             j.exposure_days, audit.iso(j.episode_end))
@@ -113,6 +146,14 @@ select
             j.ingredients, audit.iso(j.index_date), audit.iso(j.episode_start),
             audit.iso(j.episode_end), j.n_fill_days, j.exposure_days)
     end
+    || case when j.is_tapered and j.is_ongoing
+            then format('; taper under way (%%s to %%s mg/day)', audit.num(j.taper_top_mg),
+                        audit.num(j.taper_last_mg))
+            else '' end
+    || case when coalesce(j.remote_dx, false)
+            then format('; PTSD recorded once, on %%s, over %%s days before', audit.iso(j.single_dx_on),
+                        %(bzd_dx_lookback_days)s::integer)
+            else '' end
     || case
            when j.withdrawal or j.chronic or coalesce(j.hospice, false) then
                ' (excluded: ' || concat_ws(', ',
@@ -123,4 +164,4 @@ select
        end as summary,
     concat_ws(';', j.evidence, j.exclusion_evidence,
               case when j.hospice then j.hospice_evidence end) as evidence
-from judged as j
+from graded as j

@@ -9,7 +9,7 @@ select
         as case_id,
     'DOSE-ABOVE-MAX' as rule_id,
     'medium' as severity,
-    case when h.hospice_on <= t.first_above_max_on then 'excluded' else 'open' end as status,
+    case when h.hospice_on <= t.first_above_max_on + %(hospice_lookahead_days)s::integer then 'excluded' else 'open' end as status,
     t.patient_id,
     t.first_above_max_site_id as site_id,
     t.first_above_max_prescriber_id as prescriber_id,
@@ -19,7 +19,7 @@ select
         initcap(t.ingredient), audit.num(t.first_above_max_mg), audit.iso(t.first_above_max_on),
         audit.num(t.first_above_max_limit_mg)
     )
-    || case when h.hospice_on <= t.first_above_max_on
+    || case when h.hospice_on <= t.first_above_max_on + %(hospice_lookahead_days)s::integer
             then ' (excluded: hospice or palliative care)' else '' end as summary,
     t.first_above_max_evidence as evidence
 from core.med_trials as t

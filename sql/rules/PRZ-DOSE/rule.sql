@@ -1,8 +1,10 @@
 -- PRZ-DOSE: per prazosin trial, the first fill day's prescribed dose (the sum
 -- of the sig doses its rows give; the smallest on a titration day; untested
 -- when none gives one) above prazosin_start_max_mg (low), or any fill day's
--- daily dose above prazosin_max_mg (low) or prazosin_high_mg (medium). The
--- highest severity met wins. Excluded: hypertension or BPH (bp_icd10cm_prefixes)
+-- daily dose above prazosin_max_mg (info: within the doses studied in men),
+-- prazosin_high_mg (low: above the doses studied) or prazosin_very_high_mg
+-- (medium). The highest severity met wins (policies before 2027.2 set
+-- prazosin_high_mg to prazosin_max_mg, so that above it is low). Excluded: hypertension or BPH (bp_icd10cm_prefixes)
 -- diagnosed on or before the trial end with no nightmare finding on or before
 -- it (prazosin was for blood pressure or the prostate); hospice on or before
 -- the case date. Case key: patient, trial start; case_date: the first fill day
@@ -15,7 +17,8 @@ with fills as (
         f.filled_on = t.trial_start and f.start_sig_mg > %(prazosin_start_max_mg)s::numeric
             as breaks_start,
         f.daily_dose_mg > %(prazosin_max_mg)s::numeric as breaks_max,
-        f.daily_dose_mg > %(prazosin_high_mg)s::numeric as breaks_high
+        f.daily_dose_mg > %(prazosin_high_mg)s::numeric as breaks_high,
+        f.daily_dose_mg > %(prazosin_very_high_mg)s::numeric as breaks_very_high
     from core.fill_coverage as f
     inner join core.med_trials as t using (patient_id, ingredient, trial_no)
     where f.ingredient = 'prazosin'
@@ -29,6 +32,7 @@ trials as (
         coalesce(bool_or(breaks_start), false) as any_start,
         coalesce(bool_or(breaks_max), false) as any_max,
         coalesce(bool_or(breaks_high), false) as any_high,
+        coalesce(bool_or(breaks_very_high), false) as any_very_high,
         max(start_sig_mg) filter (where breaks_start) as start_mg,
         max(daily_dose_mg) as top_mg,
         min(filled_on) filter (where breaks_start or breaks_max) as case_date,
@@ -54,7 +58,7 @@ judged as (
             select 1 from core.nightmare_findings as n
             where n.patient_id = t.patient_id and n.found_on <= t.trial_end
         ) as nightmares,
-        h.hospice_on <= t.case_date as hospice
+        h.hospice_on <= t.case_date + %(hospice_lookahead_days)s::integer as hospice
     from trials as t
     left join core.hospice as h on h.patient_id = t.patient_id
     where t.any_start or t.any_max
@@ -63,7 +67,9 @@ judged as (
 select
     audit.case_id('PRZ-DOSE', j.patient_id, audit.iso(j.trial_start)) as case_id,
     'PRZ-DOSE' as rule_id,
-    case when j.any_high then 'medium' else 'low' end as severity,
+    case when j.any_very_high then 'medium'
+         when j.any_high or j.any_start then 'low'
+         else 'info' end as severity,
     case when (j.bp_evidence is not null and not j.nightmares) or coalesce(j.hospice, false)
          then 'excluded' else 'open' end as status,
     j.patient_id,
@@ -78,7 +84,8 @@ select
         case when j.any_max then format(
             'Prazosin %%s mg/day, above %%s mg',
             audit.num(j.top_mg),
-            audit.num(case when j.any_high then %(prazosin_high_mg)s::numeric
+            audit.num(case when j.any_very_high then %(prazosin_very_high_mg)s::numeric
+                           when j.any_high then %(prazosin_high_mg)s::numeric
                            else %(prazosin_max_mg)s::numeric end)) end
     )
     || case

@@ -1,4 +1,5 @@
--- SSRI-EARLY-STOP: a completed antidepressant episode during which the patient
+-- SSRI-EARLY-STOP: a completed antidepressant episode holding a fill day of a
+-- judged antidepressant, during which the patient
 -- had a response (a REMISSION event, or a PCL-5 drop to below 33 from 33 or
 -- more: core.responses) dated within the episode, ended less than
 -- continuation_days after the earliest such response. Excluded: hospice on or
@@ -7,7 +8,7 @@ select
     audit.case_id('SSRI-EARLY-STOP', e.patient_id, audit.iso(e.episode_start)) as case_id,
     'SSRI-EARLY-STOP' as rule_id,
     'medium' as severity,
-    case when h.hospice_on <= e.episode_end then 'excluded' else 'open' end as status,
+    case when h.hospice_on <= e.episode_end + %(hospice_lookahead_days)s::integer then 'excluded' else 'open' end as status,
     e.patient_id,
     e.first_site_id as site_id,
     e.first_prescriber_id as prescriber_id,
@@ -17,7 +18,7 @@ select
         e.ingredients, audit.iso(e.episode_end), e.episode_end - r.response_on,
         audit.iso(r.response_on), %(continuation_days)s::integer
     )
-    || case when h.hospice_on <= e.episode_end then ' (excluded: hospice or palliative care)'
+    || case when h.hospice_on <= e.episode_end + %(hospice_lookahead_days)s::integer then ' (excluded: hospice or palliative care)'
             else '' end as summary,
     e.evidence || ';' || r.source as evidence
 from core.ad_episodes as e
@@ -32,4 +33,5 @@ cross join lateral (
 ) as r
 left join core.hospice as h on h.patient_id = e.patient_id
 where not e.is_ongoing
+  and e.has_judged
   and e.episode_end - r.response_on < %(continuation_days)s::integer

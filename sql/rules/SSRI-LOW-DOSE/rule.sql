@@ -10,7 +10,7 @@ select
         as case_id,
     'SSRI-LOW-DOSE' as rule_id,
     'medium' as severity,
-    case when h.hospice_on <= t.acute_target_date then 'excluded' else 'open' end as status,
+    case when h.hospice_on <= t.acute_target_date + %(hospice_lookahead_days)s::integer then 'excluded' else 'open' end as status,
     t.patient_id,
     t.first_site_id as site_id,
     t.first_prescriber_id as prescriber_id,
@@ -21,7 +21,7 @@ select
         audit.iso(t.trial_start), t.acute_covered_days,
         %(acute_window_days)s::integer, audit.num(t.window_max_dose_mg), audit.num(t.min_mg)
     )
-    || case when h.hospice_on <= t.acute_target_date
+    || case when h.hospice_on <= t.acute_target_date + %(hospice_lookahead_days)s::integer
             then ' (excluded: hospice or palliative care)' else '' end as summary,
     t.evidence
 from core.med_trials as t

@@ -6,7 +6,7 @@ select
     audit.case_id('VEN-SEQUENCE', t.patient_id, audit.iso(t.trial_start)) as case_id,
     'VEN-SEQUENCE' as rule_id,
     'info' as severity,
-    case when h.hospice_on <= t.trial_start then 'excluded' else 'open' end as status,
+    case when h.hospice_on <= t.trial_start + %(hospice_lookahead_days)s::integer then 'excluded' else 'open' end as status,
     t.patient_id,
     t.first_site_id as site_id,
     t.first_prescriber_id as prescriber_id,
@@ -15,7 +15,7 @@ select
         'Venlafaxine started %%s with no SSRI fill in the previous %%s days',
         audit.iso(t.trial_start), %(ven_lookback_days)s::integer
     )
-    || case when h.hospice_on <= t.trial_start then ' (excluded: hospice or palliative care)'
+    || case when h.hospice_on <= t.trial_start + %(hospice_lookahead_days)s::integer then ' (excluded: hospice or palliative care)'
             else '' end as summary,
     split_part(t.evidence, ';', 1) as evidence
 from core.med_trials as t
