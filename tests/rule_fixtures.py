@@ -21,13 +21,17 @@ the expected cases. Shape::
         diagnoses: [{code: G40.909, on: 2018-05-01, id: d1}]
         events: [{on: 2024-06-01, type: HOSPICE, id: e1}]
         pcl5: [{on: 2024-03-01, score: 50, id: a1}]
+        caps5: [{on: 2024-03-01, score: 45, id: c1}]
+        history_from: 2023-01-01       # optional, schema 1.2 (patients.history_from)
         enrollments: [{trial: NCT01234567, on: 2024-01-01, ended: 2024-12-31}]
     trials: [{id: NCT01234567, approved: true}]
     expect:                            # every case of the checked rules, exactly
       - {rule: BZD-PTSD, patient: p1, status: open, severity: high,
          case_date: 2024-02-01, summary: "... a substring ...",
-         evidence: [a1, d1]}           # ids (of this file) the evidence must hold
+         evidence: [a1, d1],           # ids (of this file) the evidence must hold
+         prescriber: dr-1}             # optional: the case's prescriber
     pathway: {p1: "discuss a gradual, patient-centred benzodiazepine taper"}
+    # or {p1: {step: "...", reason: "... a substring of next_step_reason ..."}}
 
 The rules checked are the folder's rule, or the fixture's ``rules`` list
 (``rules: []`` for the care pathway's fixtures in ``sql/pathway/tests/``).
@@ -111,6 +115,7 @@ def build_world(doc: dict) -> World:
         p = world.patient(
             pid, ptsd_on=ptsd_on, site=spec.get("site", "north"), code=code, system=system,
             birth_year=spec.get("birth_year", 1980),
+            history_from=_date(spec["history_from"], None) if spec.get("history_from") else None,
         )  # fmt: skip
         for f in spec.get("fills", []):
             for on, ident in _repeat(f, ptsd_on):
@@ -132,6 +137,8 @@ def build_world(doc: dict) -> World:
             p.event(_date(e["on"], ptsd_on), e["type"], event_id=e.get("id"))
         for a in spec.get("pcl5", []):
             p.pcl5(_date(a["on"], ptsd_on), int(a["score"]), assessment_id=a.get("id"))
+        for a in spec.get("caps5", []):
+            p.caps5(_date(a["on"], ptsd_on), int(a["score"]), assessment_id=a.get("id"))
         for e in spec.get("enrollments", []):
             p.enrol(e["trial"], _date(e["on"], ptsd_on),
                     _date(e["ended"], ptsd_on) if e.get("ended") else None)  # fmt: skip
@@ -193,10 +200,16 @@ def run_fixture(path: Path, conn, tmp_path: Path) -> None:
         for ident in e.get("evidence", []):
             ids = {part.split(":", 1)[1] for part in case["evidence"].split(";")}
             assert ident in ids, (path.name, ident, case["evidence"])
+        if "prescriber" in e:
+            assert case["prescriber_id"] == e["prescriber"], (path.name, case["prescriber_id"])
         if "evidence_count" in e:
             assert len(case["evidence"].split(";")) == e["evidence_count"], case["evidence"]
     for pid, step in (doc.get("pathway") or {}).items():
+        want = step if isinstance(step, dict) else {"step": step}
         row = conn.execute(
-            "select next_step from audit.pathway where patient_id = %s", (str(pid),)
+            "select next_step, next_step_reason from audit.pathway where patient_id = %s",
+            (str(pid),),
         ).fetchone()
-        assert row is not None and row[0] == step, (path.name, pid, row)
+        assert row is not None and row[0] == want["step"], (path.name, pid, row)
+        if "reason" in want:
+            assert want["reason"] in (row[1] or ""), (path.name, pid, row)

@@ -135,18 +135,23 @@ class Patient:
         )
         return eid
 
-    def pcl5(self, on: str, score: int, assessment_id: str | None = None) -> str:
+    def pcl5(
+        self, on: str, score: int, assessment_id: str | None = None, instrument: str = "PCL5"
+    ) -> str:
         aid = assessment_id or f"as-{next(_ids)}"
         self.world.tables.setdefault("assessments", []).append(
             {
                 "assessment_id": aid,
                 "patient_id": self.patient_id,
                 "assessed_on": on,
-                "instrument": "PCL5",
+                "instrument": instrument,
                 "score": score,
             }  # fmt: skip
         )
         return aid
+
+    def caps5(self, on: str, score: int, assessment_id: str | None = None) -> str:
+        return self.pcl5(on, score, assessment_id, instrument="CAPS5")
 
     def enrol(self, trial_id: str, on: str, ended: str | None = None) -> str:
         eid = f"en-{next(_ids)}"
@@ -179,10 +184,12 @@ class World:
     def patient(
         self, patient_id: str, ptsd_on: str | None = None, site: str = "north",
         code: str = "F43.10", system: str = "ICD10CM", birth_year: int | None = 1980,
+        history_from: str | None = None,
     ) -> Patient:  # fmt: skip
         self.tables["patients"].append(
-            {"patient_id": patient_id, "birth_year": birth_year, "sex": "F", "site_id": site}
-        )
+            {"patient_id": patient_id, "birth_year": birth_year, "sex": "F", "site_id": site,
+             "history_from": history_from}
+        )  # fmt: skip
         p = Patient(self, patient_id, site)
         if ptsd_on:
             p.diagnosis(code, ptsd_on, system)
