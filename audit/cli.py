@@ -46,6 +46,15 @@ def _as_of(value: str | None):
         raise UsageError("--as-of must be a date YYYY-MM-DD") from None
 
 
+def _date_arg(value: str | None, flag: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise UsageError(f"{flag} must be a date YYYY-MM-DD") from None
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from audit.adapters import convert
 
@@ -53,6 +62,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     manifest, report = convert(
         args.source, Path(args.src_dir), out, _as_of(args.as_of), args.site,
         order_supply_days=args.order_supply_days,
+        history_from=_date_arg(args.history_from, "--history-from"),
     )  # fmt: skip
     if not args.quiet:
         for line in report.lines():
@@ -88,7 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, src in enumerate(batch_dirs):
             out = staging / f"batch-{i:03d}"
             convert(args.source, src, out, _as_of(args.as_of), args.site,
-                    order_supply_days=args.order_supply_days)  # fmt: skip
+                    order_supply_days=args.order_supply_days,
+                    history_from=_date_arg(args.history_from, "--history-from"))  # fmt: skip
             converted.append(out)
         batch_dirs = converted
     summary = pipeline.run(
@@ -350,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--policy",
         metavar="FILE",
-        help="a site's policy file (TOML) over the default policy 2027.1,"
-        " or a bundled policy by its version (2026.1, 2027.1)",
+        help="a site's policy file (TOML) over the default policy 2027.2,"
+        " or a bundled policy by its version (2026.1, 2027.1, 2027.2)",
     )
     p_run.add_argument(
         "--from", dest="source", choices=("omop", "synthea", "fhir"),
@@ -360,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--order-supply-days", type=int, metavar="N",
                        help="with --from fhir: the supply of an order that gives none (30)")  # fmt: skip
     p_run.add_argument("--as-of", metavar="DATE", help="with --from: the extract's as_of")
+    p_run.add_argument("--history-from", metavar="DATE",
+                       help="with --from: the first date the extract covers")
     p_run.add_argument("--site", metavar="SITE", help="with --from: the site of every record")
     p_run.add_argument(
         "--shared",
@@ -451,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_conv.add_argument("--out", required=True, metavar="BATCH_DIR")
     p_conv.add_argument("--as-of", metavar="DATE", help="the extract's as_of (latest date seen)")
     p_conv.add_argument("--site", metavar="SITE", help="the site of every record")
+    p_conv.add_argument("--history-from", metavar="DATE",
+                        help="the first date the extract covers (the batch's history_from)")  # fmt: skip
     p_conv.set_defaults(func=cmd_convert)
 
     p_demo = sub.add_parser(

@@ -150,6 +150,24 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _line_table(out: list[str], title: str, rows: list, explanation: str) -> None:
+    """A data-quality section: per batch, how many rows and their first lines."""
+    out.append(f"<h2>{_e(title)}</h2>")
+    if not rows:
+        out.append("<p class='ok'>None.</p>")
+        return
+    out.append(
+        f"<p>{explanation}</p><table><tr><th>batch</th><th>rows</th>"
+        "<th>prescriptions.csv lines (first 20)</th></tr>"
+    )
+    for batch_id, n, _, lines in rows:
+        out.append(
+            f"<tr><td>{_e(batch_id)}</td><td class='n'>{n:,}</td>"
+            f"<td>{_e(', '.join(str(x) for x in lines))}</td></tr>"
+        )
+    out.append("</table>")
+
+
 def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     batches = conn.execute(
         "select batch_no, batch_id, source, as_of, status, reason, rows_in, rows_loaded,"
@@ -178,6 +196,43 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
             " where f.supply_mismatch group by b.batch_no, b.batch_id order by b.batch_no"
         ).fetchall()
         if conn.execute("select to_regclass('core.drug_fills') is not null").fetchone()[0]
+        else []
+    )
+
+    derived = conn.execute("select to_regclass('core.fill_coverage') is not null").fetchone()[0]
+    # Orders of cohort patients that are no fills (their source delivers
+    # dispensing) with no fill day of the ingredient from the order to 30 days
+    # after it: "ordered, not dispensed".
+    not_dispensed = (
+        conn.execute(
+            "select b.batch_id, count(*), min(o.line_no),"
+            " (array_agg(o.line_no order by o.line_no))[1:20]"
+            " from core.drug_fills as o"
+            " inner join audit.batches as b on b.batch_no = o.batch_no"
+            " where o.source_type = 'ordered' and not o.is_fill and not o.is_ignored"
+            "   and not o.is_vasomotor and not o.is_seizure and o.drug_class <> 'MDMA'"
+            "   and not exists (select 1 from core.fill_coverage as f"
+            "                   where f.patient_id = o.patient_id and f.ingredient = o.ingredient"
+            "                     and f.filled_on between o.filled_on and o.filled_on + 30)"
+            " group by b.batch_no, b.batch_id order by b.batch_no"
+        ).fetchall()
+        if derived
+        else []
+    )
+    # Benzodiazepine fill days whose quantity capped their supply (at most the
+    # quantity in days): the rows, per batch.
+    capped = (
+        conn.execute(
+            "select b.batch_id, count(*), min(r.line_no),"
+            " (array_agg(r.line_no order by r.line_no))[1:20]"
+            " from core.fill_coverage as f"
+            " cross join lateral unnest(f.rx_ids) as x(rx_id)"
+            " inner join core.drug_fills as r on r.rx_id = x.rx_id and r.patient_id = f.patient_id"
+            " inner join audit.batches as b on b.batch_no = r.batch_no"
+            " where f.quantity_capped"
+            " group by b.batch_no, b.batch_id order by b.batch_no"
+        ).fetchall()
+        if derived
         else []
     )
 
@@ -233,6 +288,19 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         out.append("</table>")
     else:
         out.append("<p class='ok'>None.</p>")
+    _line_table(
+        out, "Ordered, not dispensed", not_dispensed,
+        "Orders (<code>source_type = ordered</code>) of cohort patients from a source that also"
+        " delivers dispensing, so not counted as fills (policy <code>orders_as_fills</code>),"
+        " with no fill of the same ingredient for the patient from the order to 30 days after"
+        " it: prescribed, never collected, or dispensed elsewhere.",
+    )  # fmt: skip
+    _line_table(
+        out, "Benzodiazepine supply capped by the quantity", capped,
+        "Benzodiazepine fills whose <code>days_supply</code> was more days than tablets"
+        " (every row of the fill day gives a <code>quantity</code>): the audit counted at most"
+        " the quantity in days (two tablets before an MRI cover two days, not a week).",
+    )  # fmt: skip
     for b in batches:
         out.append(f"<h2>Batch {_e(b[1])}</h2>")
         if b[5]:

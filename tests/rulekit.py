@@ -24,6 +24,7 @@ RXCUI = {
     "sertraline": "36437", "paroxetine": "32937", "fluoxetine": "4493", "citalopram": "2556",
     "escitalopram": "321988", "fluvoxamine": "42355", "venlafaxine": "39786",
     "alprazolam": "596", "clonazepam": "2598", "diazepam": "3322", "lorazepam": "6470",
+    "prazosin": "8629", "duloxetine": "72625", "desvenlafaxine": "734064", "mirtazapine": "15996",
 }  # fmt: skip
 
 _ids = itertools.count(1)

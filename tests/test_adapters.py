@@ -273,3 +273,35 @@ def test_omop_sample_has_no_cohort_and_no_case(db_url, tmp_path):
     assert run["cohort_patients"] == 0
     assert run["cases"]["open"] == 0 and run["cases"]["excluded"] == 0
     assert run["rows_in"] > 1000 and run["rows_quarantined"] == 0
+
+
+@pytest.mark.unit
+def test_omop_history_from_is_each_persons_earliest_observation_period(tmp_path):
+    """Schema 1.2: patients.history_from from the CDM's observation periods
+    (the earliest start of each person); a person with none has none."""
+    src = omop_export(tmp_path / "src", upper=False)
+    write(src / "observation_period.csv",
+          "observation_period_id,person_id,observation_period_start_date,"
+          "observation_period_end_date,period_type_concept_id",
+          "1,101,2018-03-01,2019-12-31,44814724", "2,101,2016-07-01,2017-12-31,44814724")  # fmt: skip
+    manifest, report = convert("omop", src, tmp_path / "out", dt.date(2020, 12, 31), None)
+    patients = {r["sex"]: r for r in rows(tmp_path / "out" / "patients.csv")}
+    assert patients["F"]["history_from"] == "2016-07-01"
+    assert patients["M"]["history_from"] == ""
+    assert manifest["schema_version"] == "1.2"
+    note = report.as_json()["notes"]["patients.history_from"]
+    assert note == {"from": "each person's earliest observation_period_start_date", "persons": 1}
+
+
+@pytest.mark.unit
+def test_convert_history_from_flag_sets_the_batch_history(tmp_path):
+    src = omop_export(tmp_path / "src", upper=False)
+    manifest, report = convert("omop", src, tmp_path / "out", dt.date(2020, 12, 31), None,
+                               history_from=dt.date(2019, 1, 1))  # fmt: skip
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["history_from"] == on_disk["history_from"] == "2019-01-01"
+    assert report.as_json()["notes"]["history_from"] == {"date": "2019-01-01",
+                                                         "from": "--history-from"}  # fmt: skip
+    with pytest.raises(UsageError, match="after the batch's as_of"):
+        convert("omop", src, tmp_path / "out2", dt.date(2020, 12, 31), None,
+                history_from=dt.date(2021, 1, 1))  # fmt: skip

@@ -102,6 +102,23 @@ def test_site_policy_changes_a_threshold(conn, tmp_path):
         ('version = "x"\n[ingredients.sertraline]\ncolour = "blue"\n', "colour: unknown key"),
         ("[episodes]\nacute_days = 60\n", "version: required"),
         ("version = \n", "not valid TOML"),
+        ('version = "x"\n[fills]\norders_as_fills = "sometimes"\n',
+         "fills.orders_as_fills: must be one of auto, always, never"),
+        ('version = "x"\n[fills]\ninpatient_antidepressant_fills = 1\n', "must be true or false"),
+        ('version = "x"\n[fills]\nseizure_ingredients = ["sertraline"]\n',
+         "'sertraline' is not a benzodiazepine ingredient"),
+        ('version = "x"\n[episodes]\ncaps5_response_fraction = 1.5\n', "must be between 0 and 1"),
+        ('version = "x"\n[episodes]\ncaps5_min_baseline = 81\n', "must be between 0 and 80"),
+        ('version = "x"\n[episodes]\nswitch_window_days = -1\n', "must be between 0 and 3650"),
+        ('version = "x"\n[benzodiazepines]\nbzd_taper_fraction = "half"\n', "must be a number"),
+        ('version = "x"\n[benzodiazepines]\nbzd_prescriber = "last"\n',
+         "must be one of episode_start, index_date"),
+        ('version = "x"\n[benzodiazepines]\nchronic_snomed = ["8475 7009"]\n',
+         "codes are 1-20 letters"),
+        ('version = "x"\n[hospice]\nhospice_lookahead_days = 4000\n', "must be between 0 and 3650"),
+        ('version = "x"\n[prazosin]\nprazosin_very_high_mg = 15\n',
+         "prazosin_high_mg: is above prazosin_very_high_mg"),
+        ('version = "x"\n[prazosin]\nprazosin_tried_min_mg = -1\n', "must be between 0 and 1000"),
     ],
 )
 def test_bad_policy_files_are_refused(tmp_path, text, message):
@@ -116,11 +133,45 @@ def test_bad_policy_files_are_refused(tmp_path, text, message):
 @pytest.mark.unit
 def test_policy_hash_follows_content():
     default = policy.load()
-    assert default.version == "2027.1"
+    assert default.version == "2027.2"
+    assert policy.load("2027.1").version == "2027.1"
+    assert policy.load("2027.1").sha256 != default.sha256
     assert policy.load("2026.1").version == "2026.1"
     assert policy.load("2026.1").sha256 != default.sha256
     assert len(default.sha256) == 64
     assert policy.load().sha256 == default.sha256
+
+
+#: The contract's table of ingredients and RXCUIs (rules.md, "Recognising a drug").
+CONTRACT_RXCUIS = {
+    "sertraline": "36437", "paroxetine": "32937", "fluoxetine": "4493", "citalopram": "2556",
+    "escitalopram": "321988", "fluvoxamine": "42355", "venlafaxine": "39786",
+    "duloxetine": "72625", "desvenlafaxine": "734064", "mirtazapine": "15996",
+    "bupropion": "42347", "vortioxetine": "1455099", "vilazodone": "1086769",
+    "levomilnacipran": "1433212", "nefazodone": "31565", "prazosin": "8629",
+    "alprazolam": "596", "clobazam": "21241", "clonazepam": "2598", "diazepam": "3322",
+    "lorazepam": "6470", "midazolam": "6960", "oxazepam": "7781",
+}  # fmt: skip
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("version", ["2027.2", "2027.1"])
+def test_every_rxcui_of_the_contract_is_in_the_policy(version):
+    """An ingredient coded by RxNorm under a generic name is recognised only
+    by its RXCUI: a missing one silently hides it (prazosin was)."""
+    by_name = {i["ingredient"]: i["rxcui"] for i in policy.load(version).ingredients()}
+    wanted = CONTRACT_RXCUIS if version == "2027.2" else {
+        k: v for k, v in CONTRACT_RXCUIS.items() if k in by_name}  # fmt: skip
+    assert {k: by_name.get(k) for k in wanted} == wanted
+
+
+@pytest.mark.unit
+def test_the_other_antidepressants_are_never_judged_for_dose():
+    rows = [i for i in policy.load().ingredients() if i["drug_class"] == "OTHER_AD"]
+    assert {i["ingredient"] for i in rows} == {
+        "duloxetine", "desvenlafaxine", "mirtazapine", "bupropion", "vortioxetine",
+        "vilazodone", "levomilnacipran", "nefazodone"}  # fmt: skip
+    assert all(i["min_mg"] is None and i["max_mg"] is None and not i["first_line"] for i in rows)
 
 
 @pytest.mark.db

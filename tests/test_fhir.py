@@ -354,3 +354,22 @@ def test_order_supply_days_out_of_range_is_a_usage_error(tmp_path, capsys, days)
     assert code == 2
     assert "--order-supply-days must be between 1 and 365" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.unit
+def test_bulk_export_since_is_the_batch_history_from(tmp_path):
+    """A Bulk Data export asked with _since covers records from that date:
+    the batch's history_from, and the mapping report says where it came from."""
+    src = _bulk(tmp_path, [PATIENT], MedicationDispense=[DISPENSE])
+    (src / "manifest.json").write_text(json.dumps({
+        "transactionTime": "2025-12-31T00:00:00Z",
+        "request": "https://ehr.example/fhir/$export?_type=Patient,MedicationDispense"
+                   "&_since=2022-04-01T00:00:00Z",
+        "requiresAccessToken": True, "output": [], "error": []}))  # fmt: skip
+    manifest, report = convert("fhir", src, tmp_path / "batch")
+    assert manifest["history_from"] == "2022-04-01"
+    assert report.notes["history_from"] == {
+        "date": "2022-04-01", "from": "the bulk export manifest's request (_since)"}  # fmt: skip
+    (tmp_path / "plain").mkdir()
+    without = _bulk(tmp_path / "plain", [PATIENT], MedicationDispense=[DISPENSE])
+    assert "history_from" not in convert("fhir", without, tmp_path / "batch2")[0]

@@ -161,3 +161,38 @@ def test_measures_and_views(db_url, tmp_path):
             conn.execute(f"select * from {view} limit 1")  # noqa: S608 - fixed names
         n = conn.execute("select count(*) from report.pathway").fetchone()[0]
         assert n == conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
+
+
+def test_data_quality_lists_orders_not_dispensed_and_capped_benzodiazepine_supply(db_url, tmp_path):
+    """Policy 2027.2: an order nobody filled and two MRI tablets entered as a
+    week are listed by batch and line, as the split-tablet entries are; the
+    pathway prints doses as numbers a person writes and gives its reason."""
+    base = {"sex": "F", "site_id": "north", "birth_year": 1980}
+    rx = {"prescriber_id": "dr-1", "site_id": "north", "drug_code_system": "NONE",
+          "setting": "outpatient", "strength_mg": None, "daily_dose_mg": None}  # fmt: skip
+    tables = {
+        "patients": [{"patient_id": p, **base} for p in ("p1", "p2")],
+        "diagnoses": [{"diagnosis_id": f"d-{p}", "patient_id": p, "code_system": "ICD10CM",
+                       "code": "F43.10", "diagnosed_on": "2024-01-01"} for p in ("p1", "p2")],
+        "prescriptions": [
+            {**rx, "rx_id": "r1", "patient_id": "p1", "drug_name": "sertraline 50 mg tab",
+             "quantity": 30, "days_supply": 30, "daily_dose_mg": 50, "filled_on": "2024-02-01",
+             "source_type": "ordered"},
+            {**rx, "rx_id": "r2", "patient_id": "p2", "drug_name": "lorazepam 1 mg tab",
+             "quantity": 2, "days_supply": 7, "filled_on": "2024-03-01"},
+            {**rx, "rx_id": "r3", "patient_id": "p2", "drug_name": "sertraline 25 mg tab",
+             "strength_mg": 25, "quantity": 90, "days_supply": 30, "daily_dose_mg": 37.5,
+             "filled_on": "2025-12-01"},
+        ],
+    }  # fmt: skip
+    write_batch(tmp_path / "b", "dq-001", "2025-12-31", tables, history_from="2015-01-01")
+    _run(tmp_path, tmp_path / "b")
+    page = (tmp_path / "out" / "latest" / "data_quality.html").read_text()
+    ordered = page.split("<h2>Ordered, not dispensed</h2>")[1].split("<h2>")[0]
+    capped = page.split("<h2>Benzodiazepine supply capped by the quantity</h2>")[1].split("<h2>")[0]
+    assert "<td>dq-001</td><td class='n'>1</td><td>2</td>" in ordered  # line 2 of prescriptions.csv
+    assert "<td>dq-001</td><td class='n'>1</td><td>3</td>" in capped
+    with (tmp_path / "out" / "latest" / "patient_pathway.csv").open() as fh:
+        p2 = next(r for r in csv.DictReader(fh) if r["patient_id"] == "p2")
+    assert p2["current_dose_mg"] == "37.5"
+    assert p2["next_step_reason"]

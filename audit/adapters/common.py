@@ -193,16 +193,22 @@ class NativeWriter:
         self.rows[table] += 1
         return True
 
-    def finish(self, batch_id: str, as_of: dt.date, source: str) -> dict:
+    def finish(
+        self, batch_id: str, as_of: dt.date, source: str, history_from: dt.date | None = None
+    ) -> dict:
         for spec in contract.FILES:
             if spec.required:
                 self._writer(spec.table)
         for fh in self.files.values():
             fh.close()
         return write_manifest(
-            self.out, batch_id, as_of, source=source,
+            self.out, batch_id, as_of, source=source, history_from=history_from,
             rows={contract.FILES_BY_TABLE[t].file_name: n for t, n in self.rows.items()},
         )  # fmt: skip
+
+
+def as_of_of(manifest: dict) -> dt.date:
+    return dt.date.fromisoformat(manifest["as_of"])
 
 
 def read_csv(path: Path) -> Iterator[dict[str, str]]:
@@ -230,8 +236,13 @@ def find_file(folder: Path, name: str) -> Path | None:
 def convert(
     kind: str, src: Path, out: Path, as_of: dt.date | None = None, site: str | None = None,
     key: str | None = None, order_supply_days: int | None = None,
+    history_from: dt.date | None = None,
 ) -> tuple[dict, ConversionReport]:  # fmt: skip
-    """Convert a source export into a native batch; return its manifest and report."""
+    """Convert a source export into a native batch; return its manifest and report.
+
+    ``history_from``: the first date the extract covers, as the user knows it
+    (``--history-from``); it wins over what the source says (a FHIR bulk
+    export's ``_since``). The mapping report says where the batch's came from."""
     src = Path(src)
     if not src.is_dir():
         raise UsageError(f"{src} is not a folder")
@@ -255,6 +266,17 @@ def convert(
         )  # fmt: skip
     else:
         raise UsageError(f"unknown source kind {kind!r}: omop, synthea or fhir")
+    if history_from is not None:
+        if as_of_of(manifest) < history_from:
+            raise UsageError(f"--history-from {history_from} is after the batch's as_of")
+        manifest = {**manifest, "history_from": history_from.isoformat()}
+        ordered = {k: manifest[k] for k in ("batch_id", "schema_version", "source", "as_of",
+                                            "history_from") if k in manifest}  # fmt: skip
+        manifest = {**ordered, **manifest}
+        (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        report.notes["history_from"] = {"date": history_from.isoformat(), "from": "--history-from"}
+    elif manifest.get("history_from") and "history_from" not in report.notes:
+        report.notes["history_from"] = {"date": manifest["history_from"], "from": "the source"}
     (Path(out).parent / f"{Path(out).name}.mapping.json").write_text(
         json.dumps(report.as_json(), indent=2) + "\n"
     )

@@ -122,6 +122,37 @@ def _first_type(path: Path) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+#: A Bulk Data export manifest is small; a larger JSON file is not one.
+MAX_BULK_MANIFEST_BYTES = 1024 * 1024
+
+
+def bulk_since(src: Path) -> dt.date | None:
+    """The ``_since`` of a Bulk Data export (its manifest's ``request`` URL):
+    the first date the export covers. None when there is no manifest, it
+    names no ``_since``, or it cannot be read (it is metadata, never data)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    for path in sorted(src.iterdir()):
+        if path.suffix.lower() != ".json" or not path.is_file():
+            continue
+        if path.stat().st_size > MAX_BULK_MANIFEST_BYTES:
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("request"), str):
+            continue
+        if "output" not in doc or "transactionTime" not in doc:
+            continue
+        values = parse_qs(urlsplit(doc["request"]).query).get("_since") or []
+        try:
+            return dt.date.fromisoformat(values[0][:10]) if values else None
+        except ValueError:
+            return None
+    return None
+
+
 def bulk_files(src: Path) -> dict[str, list[Path]]:
     """The NDJSON files of a bulk export folder, by resource type.
 
@@ -932,9 +963,15 @@ def convert(
         if as_of is None:
             raise FhirError("the export holds no dated record: pass --as-of")
         batch_id = tokens("fhir", src.resolve().name, as_of.isoformat())
-        manifest = c.w.finish(batch_id, as_of, "fhir")
+        since = bulk_since(src) if layout == "bulk" else None
+        if since is not None and since > as_of:
+            since = None
+        manifest = c.w.finish(batch_id, as_of, "fhir", history_from=since)
         report.cannot_fill = _not_filled(c)
         report.notes = {"layout": layout, **{k: v for k, v in sorted(c.counts.items())}}
+        if since is not None:
+            report.notes["history_from"] = {
+                "date": since.isoformat(), "from": "the bulk export manifest's request (_since)"}  # fmt: skip
         if out.exists():
             out.rmdir()
         (work / "batch").rename(out)

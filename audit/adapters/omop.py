@@ -116,6 +116,16 @@ def convert(
         "assessments": ["all: no mapping for PCL-5 measurements yet"],
     }
 
+    # Schema 1.2: each person's history starts at their earliest observation
+    # period (the CDM's span of time in which records are expected).
+    observed: dict[str, dt.date] = {}
+    path = find_file(src, "observation_period.csv")
+    if path is not None:
+        for row in read_csv(path):
+            start = parse_date(row.get("observation_period_start_date"))
+            person = row.get("person_id", "")
+            if start and person and (person not in observed or start < observed[person]):
+                observed[person] = start
     known: dict[str, str] = {}
     sites: dict[str, str] = {}
     t = report.table("person")
@@ -134,8 +144,13 @@ def convert(
             "birth_year": int(year) if year.isdigit() else None,
             "sex": GENDER.get(row.get("gender_concept_id", ""), "U"),
             "site_id": sites[person],
+            "history_from": observed[person].isoformat() if person in observed else None,
         })  # fmt: skip
         t.written += 1
+    report.notes["patients.history_from"] = {
+        "from": "each person's earliest observation_period_start_date",
+        "persons": sum(1 for p in known if p in observed),
+    }
 
     def home(person: str) -> str:
         return sites[person]

@@ -281,6 +281,7 @@ function openCase(d, i) {
   facts.appendChild(text("dt", "Evidence rows"));
   facts.appendChild(text("dd", (c.evidence_ids[i] || "").split(";").join(", "), "evidence"));
   el("panel-step").textContent = c.step[i] >= 0 ? L.step[c.step[i]] : "No pathway row for this patient.";
+  el("panel-step-reason").textContent = c.step[i] >= 0 && c.step_reason && c.step_reason[i] ? "Why: " + c.step_reason[i] : "";
   el("panel-guideline").textContent = rule.guideline || "";
 
   const ev = c.evidence[i] || [], bars = { y: [], base: [], x: [], text: [] };

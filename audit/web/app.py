@@ -424,7 +424,8 @@ def create_app(database_url: str | None = None, secret: str | None = None,
             ).fetchall()
             patient = (
                 s.conn.execute(
-                    "select index_date, next_step from web.case_patient where case_id = %s",
+                    "select index_date, next_step, next_step_reason from web.case_patient"
+                    " where case_id = %s",
                     (case_id,),
                 ).fetchone()
                 or {}
@@ -445,7 +446,8 @@ def create_app(database_url: str | None = None, secret: str | None = None,
                       "last_seen": seen(c["last_seen_run"])}  # fmt: skip
             facts = [(label, values.get(key)) for label, key in overview.CASE_FACTS]
             return s.page("case.html", title=c["rule_title"] or c["rule_id"], c=c, reviews=reviews,
-                          next_step=patient.get("next_step"), facts=facts,
+                          next_step=patient.get("next_step"),
+                          next_step_reason=patient.get("next_step_reason"), facts=facts,
                           timeline=charts.timeline(items, patient.get("index_date"),
                                                    c["case_date"]),
                           index_date=patient.get("index_date"),

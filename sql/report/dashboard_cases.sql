@@ -49,7 +49,8 @@ case_rows as (
         coalesce(s.idx, -1) as site_idx,
         coalesce(pr.idx, -1) as prescriber_idx,
         pc.index_date,
-        coalesce(st.idx, -1) as step_idx
+        coalesce(st.idx, -1) as step_idx,
+        pw.next_step_reason as step_reason
     from picked as p
     left join audit.case_evidence as e on e.case_id = p.case_id
     left join sites as s on s.site_id = p.site_id
@@ -64,7 +65,7 @@ chunks as (
     select pos / 10000 as chunk, json_agg(json_build_array(
         case_id, rule_id, severity, status, patient_id, site_idx, prescriber_idx,
         case_date - date '1970-01-01', summary, review, first_seen_run, last_seen_run,
-        index_date - date '1970-01-01', items::json, step_idx, evidence
+        index_date - date '1970-01-01', items::json, step_idx, evidence, step_reason
     ) order by pos)::text as value
     from case_rows
     group by pos / 10000
@@ -74,7 +75,8 @@ chunks as (
 -- chunks of cases; 2: the lookups (a JSON object)
 select 0 as part, 0 as ord, json_build_array(
     'id', 'rule', 'severity', 'status', 'patient', 'site', 'prescriber', 'date', 'summary',
-    'review', 'first', 'last', 'index', 'evidence', 'step', 'evidence_ids')::text as value
+    'review', 'first', 'last', 'index', 'evidence', 'step', 'evidence_ids',
+    'step_reason')::text as value
 union all
 select 1, chunk, value from chunks
 union all

@@ -178,7 +178,7 @@ create or replace view web.case_timeline with (security_barrier) as
 -- A visible case's patient's PTSD index date and care-pathway next step (the
 -- case's site decides, not the patient's home site).
 create or replace view web.case_patient with (security_barrier) as
-    select c.case_id, p.index_date, p.next_step
+    select c.case_id, p.index_date, p.next_step, p.next_step_reason
     from audit.cases as c
     inner join audit.pathway as p on p.patient_id = c.patient_id
     where array[c.site_id, '*'] && (select review.visible_sites());
