@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from audit import contract
+from audit import contract, plants
 from audit.batchio import write_manifest
 
 SITES = [f"site-{i:02d}" for i in range(1, 7)]
@@ -35,13 +35,16 @@ DRUGS = {
     "citalopram": ("2556", "Citalopram", ["Celexa"], [10, 20, 40], [20, 40]),
     "escitalopram": ("321988", "Escitalopram", ["Lexapro"], [5, 10, 20], [10, 20]),
     "venlafaxine": ("39786", "Venlafaxine", ["Effexor XR"], [37.5, 75, 150], [75, 150, 225]),
-    "prazosin": ("", "Prazosin", ["Minipress"], [1, 2, 5], [1, 3, 6]),
+    "prazosin": ("8629", "Prazosin", ["Minipress"], [1, 2, 5], [1, 3, 6]),
     "alprazolam": ("596", "Alprazolam", ["Xanax"], [0.25, 0.5, 1], [0.5, 1, 2]),
     "clonazepam": ("2598", "Clonazepam", ["Klonopin"], [0.5, 1, 2], [0.5, 1, 2]),
     "lorazepam": ("6470", "Lorazepam", ["Ativan"], [0.5, 1, 2], [1, 2]),
     "diazepam": ("3322", "Diazepam", ["Valium"], [2, 5, 10], [5, 10]),
     "midazolam": ("6960", "Midazolam", ["Versed"], [1, 2, 5], [2, 5]),
     "clobazam": ("21241", "Clobazam", ["Onfi"], [10, 20], [10, 20]),
+    "duloxetine": ("72625", "Duloxetine", ["Cymbalta"], [20, 30, 60], [60]),
+    "desvenlafaxine": ("734064", "Desvenlafaxine", ["Pristiq"], [25, 50, 100], [50]),
+    "mirtazapine": ("15996", "Mirtazapine", ["Remeron"], [15, 30, 45], [15, 30]),
 }
 MIN_MG = {"sertraline": 50, "paroxetine": 20, "fluoxetine": 20, "citalopram": 20,
           "escitalopram": 10, "venlafaxine": 75}  # fmt: skip
@@ -66,6 +69,7 @@ class _Writer:
         self.writers = {}
         self.rows = {}
         self.widths = {}
+        self.pending: dict[str, list[list]] = {}
         for spec in contract.FILES:
             fh = (out / spec.file_name).open("w", newline="", encoding="utf-8")
             w = csv.writer(fh, lineterminator="\n")
@@ -76,11 +80,22 @@ class _Writer:
             self.rows[spec.table] = 0
 
     def add(self, table: str, row: list) -> None:
-        """A row; trailing optional (1.1) columns it leaves out are empty."""
-        self.writers[table].writerow([*row, *[""] * (self.widths[table] - len(row))])
+        """A row; trailing optional (1.1, 1.2) columns it leaves out are empty.
+        Rows wait in a short buffer (``recode`` may still change them)."""
+        self.pending.setdefault(table, []).append([*row, *[""] * (self.widths[table] - len(row))])
         self.rows[table] += 1
+        if len(self.pending[table]) > 64:
+            self.writers[table].writerows(self.pending[table][:-8])
+            del self.pending[table][:-8]
+
+    def recode(self, table: str, n: int, values: dict[int, object]) -> None:
+        for row in self.pending.get(table, [])[-n:]:
+            for col, value in values.items():
+                row[col] = value
 
     def close(self) -> dict[str, int]:
+        for table, rows in self.pending.items():
+            self.writers[table].writerows(rows)
         for fh in self.files.values():
             fh.close()
         return {f"{t}.csv": n for t, n in self.rows.items()}
@@ -196,15 +211,24 @@ class _Patient:
         if on <= self.g.as_of:
             self.g.w.add("clinical_events", [self._id("ev"), self.pid, self.day(on), kind])
 
-    def pcl5(self, on: dt.date, score: int) -> None:
+    def pcl5(self, on: dt.date, score: int, instrument: str = "PCL5") -> None:
         if on <= self.g.as_of:
-            self.g.w.add("assessments", [self._id("as"), self.pid, self.day(on), "PCL5", score])
+            self.g.w.add("assessments", [self._id("as"), self.pid, self.day(on), instrument, score])
+
+    def caps5(self, on: dt.date, score: int) -> None:
+        self.pcl5(on, score, "CAPS5")
+
+    def code_last(self, n: int, system: str, code: str) -> None:
+        """Code the last ``n`` prescription rows written (by RxNorm, say)."""
+        self.g.w.recode("prescriptions", n, {4: system, 5: code})
 
 
 class Generator:
     def __init__(self, patients: int, seed: int, as_of: dt.date):
         self.n = patients
         self.rng = random.Random(seed)
+        # the 2027.2 situations (audit.plants) draw from a stream of their own
+        self.rng2 = random.Random(f"{seed}-2027.2")
         self.as_of = as_of
         self.start = as_of - dt.timedelta(days=3 * 365)
 
@@ -230,10 +254,16 @@ class Generator:
         age_90 = rng.random() < 0.01
         birth = self.as_of.year - (rng.randint(90, 97) if age_90 else rng.randint(19, 85))
         sex = rng.choices(("F", "M", "X", "U"), (0.45, 0.52, 0.01, 0.02))[0]
-        self.w.add("patients", [p.pid, birth if rng.random() > 0.02 else "", sex, p.site])
+        birth_year = birth if rng.random() > 0.02 else ""
+        # schema 1.2: a few patients whose records start later (a plan enrolment)
+        history = ""
+        if self.rng2.random() < 0.03:
+            history = (self.start + dt.timedelta(days=self.rng2.randint(30, 500))).isoformat()
+        self.w.add("patients", [p.pid, birth_year, sex, p.site, history])
         self.background(p)
         if rng.random() < 0.65:
             self.ptsd(p)
+            plants.plant(self, p, p.index, birth_year)
         else:
             self.other(p)
 
@@ -264,6 +294,7 @@ class Generator:
     def ptsd(self, p: _Patient) -> None:
         rng = self.rng
         index = self.date_between(self.start, self.as_of - dt.timedelta(days=60))
+        p.index = index
         style = rng.random()
         if style < 0.1:
             p.dx(rng.choice(("47505003", "47505003", "313182004", "318784009", "443919007",
