@@ -54,8 +54,9 @@ def test_a_correction_resolves_a_case(conn, tmp_path):
 
 @pytest.mark.db
 def test_a_policy_change_resolves_cases_with_the_policy_reason(conn, tmp_path):
-    """2026.1 then 2027.1 on the same data: the cases 2027.1 no longer finds
-    are resolved with the reason "policy 2027.1", none vanish, reviews stay."""
+    """2026.1 then the default (2027.2) on the same data: the cases it no
+    longer finds are resolved with the reason "policy 2027.2", none vanish,
+    reviews stay."""
     w = World(history_from="2015-01-01")
     massed = w.patient("massed", ptsd_on=INDEX)  # 12 CPT sessions on 6 days
     massed.sessions("2025-02-01", 6, every=1, modality="CPT")
@@ -75,7 +76,7 @@ def test_a_policy_change_resolves_cases_with_the_policy_reason(conn, tmp_path):
     rows = conn.execute(
         "select status, resolved_reason from audit.cases where case_id = any(%s)", (list(gone),)
     ).fetchall()
-    assert rows == [("resolved", "policy 2027.1")] * 2
+    assert rows == [("resolved", "policy 2027.2")] * 2
     assert conn.execute("select count(*) from review.reviews").fetchone()[0] == 1
 
 
@@ -192,6 +193,10 @@ def test_care_pathway_next_steps(conn, tmp_path):
     done = w.patient("optimised", ptsd_on=INDEX)
     done.sessions("2025-02-01", 9)
     done.fills("sertraline", "2025-02-01", 5, dose=50)
+    for p in (low, nightmares, done):  # measured: step 5 does not stop them
+        p.pcl5("2025-12-01", 50)
+    unmeasured = w.patient("unmeasured", ptsd_on=INDEX)
+    unmeasured.sessions("2025-02-01", 9)
     w.run(conn, tmp_path)
     steps = dict(conn.execute("select patient_id, next_step from core.care_pathway").fetchall())
     assert steps == {
@@ -200,7 +205,8 @@ def test_care_pathway_next_steps(conn, tmp_path):
         "in-course": "complete the trauma-focused course",
         "low-dose": "raise sertraline to an effective dose",
         "nightmares": "consider prazosin or imagery rehearsal therapy for nightmares",
-        "optimised": "consider switching to venlafaxine",
+        "optimised": "consider venlafaxine",
+        "unmeasured": "measure PTSD symptoms (PCL-5) before changing treatment",
     }
 
 
