@@ -167,6 +167,10 @@ def parse_manifest(data: bytes) -> Manifest:
     history_from = None
     if doc.get("history_from") is not None:
         history_from = _parse_date(doc["history_from"], "history_from")
+        if not 1900 <= history_from.year <= 2099:
+            # bounded as record dates are: year 1 would move everyone's history start
+            raise _reject("'history_from' must lie in the years 1900 to 2099",
+                          column="history_from")  # fmt: skip
         if history_from > as_of:
             raise _reject("'history_from' is after 'as_of'", column="history_from")
 

@@ -1,6 +1,12 @@
 """The pipeline against PostgreSQL's own COPY of the same files, side by side.
 
     python benchmarks/pipeline.py --patients 100000 [--seed 1]
+    python benchmarks/pipeline.py --patients 100000 --compare-policies 2027.1,2027.2
+
+With ``--compare-policies A,B`` (and ``--repeat N``, 3), after the full
+pipeline the audit alone is run again under A and B in turn (A B A B ...),
+each a full audit on the same loaded cohort, and ``policy_audit_s`` gives
+each policy's audit seconds, their medians and the ratio B over A.
 
 Generates a cohort with ``rxaudit generate`` (cached in benchmarks/.cache by
 size and seed), then in one run measures
@@ -126,7 +132,11 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, help="write the report folder here (default: a temporary folder)"
     )
+    parser.add_argument("--compare-policies", metavar="A,B",
+                        help="then time the audit under two bundled policies in turn")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3, help="audits per compared policy")
     args = parser.parse_args()
+    compared: dict[str, list[float]] = {}
 
     batch = cohort(args.patients, args.seed)
     manifest = json.loads((batch / "manifest.json").read_text())
@@ -156,6 +166,15 @@ def main() -> None:
             stages["reports"] = time.perf_counter() - t
         pipeline_s = time.perf_counter() - t0
         dashboard_mb = (out / "latest" / "dashboard.html").stat().st_size / 1e6
+        if args.compare_policies:
+            names = args.compare_policies.split(",")
+            with db.session(url) as conn:
+                for _ in range(args.repeat):
+                    for name in names:
+                        t = time.perf_counter()
+                        pipeline.audit(conn, policy.load(name), [], full=True)
+                        compared.setdefault(name, []).append(time.perf_counter() - t)
+                        print(f"audit under {name}: {compared[name][-1]:.1f} s", file=sys.stderr)
     finally:
         drop_db(admin, tag + "_floor")
         drop_db(admin, tag + "_run")
@@ -173,9 +192,20 @@ def main() -> None:
                 "dashboard_mb": round(dashboard_mb, 2),
                 "report_dir": str(out / "latest"),
                 "stages_s": {k: round(v, 2) for k, v in stages.items()},
+                **({"policy_audit_s": _compare(compared)} if compared else {}),
             }
         )
     )
+
+
+def _compare(compared: dict[str, list[float]]) -> dict:
+    import statistics
+
+    medians = {k: statistics.median(v) for k, v in compared.items()}
+    a, b = list(medians)[:2]
+    return {"runs": {k: [round(x, 2) for x in v] for k, v in compared.items()},
+            "median": {k: round(v, 2) for k, v in medians.items()},
+            "ratio": round(medians[b] / medians[a], 3)}  # fmt: skip
 
 
 if __name__ == "__main__":

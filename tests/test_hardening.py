@@ -3,6 +3,7 @@ created_at, policy files, terminal output, Safe Harbor as as_of moves."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -139,3 +140,26 @@ def test_a_future_as_of_is_refused():
     assert "'as_of' is after 'created_at'" in str(err.value)
     doc["as_of"] = "2026-01-02"  # a day of tolerance (time zones)
     assert parse_manifest(json.dumps(doc).encode()).as_of.isoformat() == "2026-01-02"
+
+
+@pytest.mark.unit
+def test_history_from_is_bounded_as_record_dates_are():
+    doc = json.loads(_manifest("2026-11-01T02:00:00Z"))
+    for bad in ("0001-01-01", "1899-12-31"):
+        with pytest.raises(BatchRejected) as err:
+            parse_manifest(json.dumps({**doc, "history_from": bad}).encode())
+        assert "'history_from' must lie in the years 1900 to 2099" in str(err.value)
+    assert parse_manifest(json.dumps({**doc, "history_from": "1900-01-01"}).encode())
+
+
+@pytest.mark.db
+def test_an_empty_batch_moves_no_history_start(conn, tmp_path):
+    """A batch of no rows with an early history_from does not move the history
+    start (it would re-grade every patient's history tests)."""
+    from audit import rules
+
+    ingest(conn, make_batch(tmp_path, "b-001", history_from="2015-01-01"), LoadSettings())
+    empty = {t: [] for t in ("patients", "diagnoses", "prescriptions", "therapy_sessions")}
+    ingest(conn, make_batch(tmp_path, "b-002", tables=empty, history_from="1900-01-01"),
+           LoadSettings())  # fmt: skip
+    assert str(rules.history_start(conn, dt.date(2025, 12, 31))) == "2015-01-01"

@@ -50,10 +50,12 @@ class AuditResult:
 def history_start(conn: psycopg.Connection, as_of: dt.date) -> dt.date:
     """The history start of the whole load (rules.md, "History start"): the
     earliest ``history_from`` the loaded batches' manifests give, else the
-    earliest date of the records loaded (not after as_of)."""
+    earliest date of the records loaded (not after as_of). A batch that
+    loaded no row moves nothing (an empty batch cannot re-grade everyone)."""
     row = conn.execute(
         "select coalesce("
-        " (select min(history_from) from audit.batches where status = 'loaded'),"
+        " (select min(history_from) from audit.batches"
+        "  where status = 'loaded' and rows_loaded > 0),"
         " least("
         "  (select min(filled_on) from core.prescriptions where is_current and filled_on <= %(d)s),"
         "  (select min(diagnosed_on) from core.diagnoses"
