@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from audit import db
 from audit.errors import UsageError
@@ -59,16 +58,32 @@ def set_sites(name: str, sites: list[str]) -> None:
             raise UsageError(f"no user {name}")
 
 
-def verify(conn, name: str, password: str) -> bool:
-    """Whether ``password`` is the enabled account's (for the sign-in form)."""
+def _raw_key(params: str, hash_len: int, password: str) -> bytes:
+    """The raw argon2id output for ``password`` under the stored parameters
+    and salt (``$argon2id$v=19$m=...,t=...,p=...$<salt>``)."""
+    import base64
+
+    from argon2.low_level import Type, hash_secret_raw
+
+    _, _, _, costs, salt = params.split("$")
+    cost = dict(part.split("=") for part in costs.split(","))
+    return hash_secret_raw(
+        password.encode("utf-8"),
+        base64.b64decode(salt + "=" * (-len(salt) % 4)),
+        time_cost=int(cost["t"]), memory_cost=int(cost["m"]), parallelism=int(cost["p"]),
+        hash_len=hash_len, type=Type.ID,
+    )  # fmt: skip
+
+
+def sign_in(conn, name: str, password: str, minutes: int) -> str | None:
+    """Open a session by proving the password to the database: the web role
+    gets the account's argon2id parameters and salt (a derived salt for an
+    unknown name), computes the raw hash and the database compares it; the
+    stored hash never leaves the database. Returns the session token, None
+    for a wrong name or password, or ``"locked"`` after too many failures."""
     from psycopg.rows import tuple_row
 
     cur = conn.cursor(row_factory=tuple_row)
-    row = cur.execute("select review.password_hash_of(%s)", (name,)).fetchone()
-    if not row or row[0] is None:
-        _hasher.hash(password)  # the same work whether or not the user exists
-        return False
-    try:
-        return _hasher.verify(row[0], password)
-    except (VerificationError, InvalidHashError):
-        return False
+    params, hash_len = cur.execute("select * from review.sign_in_params(%s)", (name,)).fetchone()
+    key = _raw_key(params, hash_len, password)
+    return cur.execute("select review.sign_in(%s, %s, %s)", (name, key, minutes)).fetchone()[0]

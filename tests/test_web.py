@@ -222,9 +222,10 @@ def test_single_sign_on_trusts_the_proxy_header_only_when_configured_and_from_th
     app = create_app(login("rxaudit_web"), secret="s", proxy_header="X-Remote-User")
     _, r = get(app, "/", **{"X-Remote-User": "alice"})
     assert r.status_code == 303
-    # on, from the proxy (the test client's address): signed in as that user, her sites only
+    # on, from the proxy (the test client's address): signed in as that user, her
+    # sites only; the web login holds rxaudit_web_sso (the administrator's grant)
     monkeypatch.setenv("RXAUDIT_WEB_TRUSTED_PROXIES", "testclient")
-    app = create_app(login("rxaudit_web"), secret="s", proxy_header="X-Remote-User")
+    app = create_app(login("rxaudit_web_sso"), secret="s", proxy_header="X-Remote-User")
     with TestClient(app, base_url="http://127.0.0.1") as c:
         r = c.get("/cases", headers={"X-Remote-User": "alice"})
         assert r.status_code == 200 and "alice (reviewer: site-a)" in r.text

@@ -6,9 +6,13 @@ shows no other site's patient."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
+from audit import users
 from tests.rulekit import World, evaluate
 from tests.test_security import _refused, login  # noqa: F401 - the fixture
 
@@ -25,14 +29,21 @@ def world(conn, tmp_path):
     cases = {c["patient_id"]: c["case_id"] for c in evaluate(conn) if c["rule_id"] == "BZD-PTSD"}
     for name, role, sites in (("alice", "reviewer", ["site-a"]), ("bob", "reviewer", ["site-b"]),
                               ("lena", "lead", ["site-a"]), ("audrey", "auditor", [])):  # fmt: skip
-        conn.execute("select review.set_user(%s, %s, %s, 'argon2-hash-not-checked-here')",
-                     (name, role, sites))  # fmt: skip
+        conn.execute("select review.set_user(%s, %s, %s, %s)",
+                     (name, role, sites, _HASHES[name]))  # fmt: skip
     conn.commit()
     return cases
 
 
-def _signed_in(web, user: str) -> str:
-    token = web.execute("select review.open_session(%s, 30)", (user,)).fetchone()[0]
+PASSWORD = "a long test password"
+_HASHES = {n: PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+           for n in ("alice", "bob", "lena", "audrey")}  # fmt: skip
+
+
+def _signed_in(web, user: str, password: str = PASSWORD) -> str:
+    """Sign in as the web role does: proving the password to the database."""
+    token = users.sign_in(web, user, password, 30)
+    assert token and token != "locked", token
     web.execute("select set_config('rxaudit.session', %s, false)", (token,))
     return token
 
@@ -95,13 +106,17 @@ def test_an_auditor_sees_every_site_and_the_access_log(login, world):  # noqa: F
         assert web.execute("select count(*) from web.access_log").fetchone() == (0,)
         _signed_in(web, "audrey")
         assert _sites(web) == ["site-a", "site-b"]
-        rows = web.execute("select user_name, what, object_id, rows from web.access_log").fetchall()
+        rows = web.execute("select user_name, what, object_id, rows from web.access_log"
+                           " where what <> 'sign-in'").fetchall()  # fmt: skip
         assert rows == [("alice", "case page", world["a1"], 1)]
+        signed = web.execute("select user_name from web.access_log where what = 'sign-in'")
+        assert sorted(r[0] for r in signed.fetchall()) == ["alice", "audrey"]
         # the web role reads no log but its own view of it, and changes none
         assert _refused(web, "select * from audit.access_log")
     # the access log is the table audit.access_log for the operator: read, never changed
     with psycopg.connect(login("rxaudit_loader"), autocommit=True) as loader:
-        got = loader.execute("select user_name, what, object_id, rows from audit.access_log")
+        got = loader.execute("select user_name, what, object_id, rows from audit.access_log"
+                             " where what <> 'sign-in'")  # fmt: skip
         assert got.fetchall() == [("alice", "case page", world["a1"], 1)]
         for statement in ("delete from audit.access_log", "update audit.access_log set rows = 0",
                           "truncate review.access_log", "drop table review.access_log"):  # fmt: skip
@@ -111,7 +126,7 @@ def test_an_auditor_sees_every_site_and_the_access_log(login, world):  # noqa: F
             except psycopg.Error:
                 continue
             raise AssertionError(f"the loader could: {statement}")
-        assert loader.execute("select count(*) from audit.access_log").fetchone() == (1,)
+        assert loader.execute("select count(*) from audit.access_log").fetchone() == (3,)
 
 
 def test_reviews_and_assignments_are_stamped_and_limited_to_the_users_sites(login, world):  # noqa: F811
@@ -145,8 +160,7 @@ def test_a_disabled_user_loses_every_session(conn, login, world):  # noqa: F811
         conn.execute("select review.disable_user('bob')")
         conn.commit()
         assert _sites(web) == []
-        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
-            web.execute("select review.open_session('bob', 30)")
+        assert users.sign_in(web, "bob", PASSWORD, 30) is None
 
 
 def test_users_from_the_command_line_with_a_hashed_password(db_url, conn, monkeypatch, capsys):
@@ -162,13 +176,13 @@ def test_users_from_the_command_line_with_a_hashed_password(db_url, conn, monkey
     stored = conn.execute("select role, sites, password_hash from review.users").fetchone()
     assert stored[:2] == ("reviewer", ["site-a"])
     assert stored[2].startswith("$argon2id$") and "correct horse" not in stored[2]
-    assert users.verify(conn, "kim", "correct horse battery")
-    assert not users.verify(conn, "kim", "wrong horse battery")
-    assert not users.verify(conn, "nobody", "correct horse battery")
+    assert users.sign_in(conn, "kim", "correct horse battery", 5)
+    assert users.sign_in(conn, "kim", "wrong horse battery", 5) is None
+    assert users.sign_in(conn, "nobody", "correct horse battery", 5) is None
     assert main(["users", "set-sites", "kim", "--site", "site-a", "--site", "site-b"]) == 0
     assert conn.execute("select sites from review.users").fetchone() == (["site-a", "site-b"],)
     assert main(["users", "disable", "kim"]) == 0
-    assert not users.verify(conn, "kim", "correct horse battery")
+    assert users.sign_in(conn, "kim", "correct horse battery", 5) is None
     assert main(["users", "disable", "nobody"]) == 2
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["users", "add", "lee", "--role", "lead", "--site", "x", "--password-stdin"]) == 2
@@ -231,3 +245,59 @@ def test_row_level_security_holds_even_for_a_view_without_a_site_filter(conn, lo
         assert web.execute("select count(distinct site_id) from web.careless").fetchone() == (2,)
     # the pipeline, owner of the tables, is not under the policies
     assert conn.execute("select count(distinct site_id) from audit.cases").fetchone() == (2,)
+
+
+def test_the_web_role_opens_no_session_without_the_password(login, world):  # noqa: F811
+    """Hardening 3, findings 1 and 2: the web role cannot open a session by
+    name, cannot read a password hash, and a wrong password opens nothing;
+    the access log's sign-in rows are written by the database."""
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        for stmt in ("select review.open_session('audrey', 1440)",
+                     "select review.password_hash_of('audrey')",
+                     "select password_hash from review.users"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                web.execute(stmt)
+        params, _ = web.execute("select * from review.sign_in_params('audrey')").fetchone()
+        assert params.startswith("$argon2id$") and params.count("$") == 4  # no hash part
+        unknown, _ = web.execute("select * from review.sign_in_params('nobody')").fetchone()
+        assert unknown.startswith("$argon2id$") and unknown != params
+        assert users.sign_in(web, "audrey", "not the password", 30) is None
+        assert web.execute("select count(*) from web.cases").fetchone() == (0,)
+        _signed_in(web, "audrey")
+        assert _sites(web) == ["site-a", "site-b"]
+
+
+def test_parallel_sign_ins_cannot_race_past_the_limit(db_url, login, world):  # noqa: F811
+    """Finding 3: 20 parallel wrong passwords for one name: at most 5 are
+    tried, the rest refused; then even the right password waits."""
+    url = login("rxaudit_web")
+    results = []
+
+    def attempt():
+        with psycopg.connect(url, autocommit=True) as web:
+            results.append(users.sign_in(web, "bob", "a wrong password!", 30))
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(None) == 5 and results.count("locked") == 15
+    with psycopg.connect(url, autocommit=True) as web:
+        assert users.sign_in(web, "bob", PASSWORD, 30) == "locked"
+
+
+def test_a_password_change_ends_every_session(conn, login, world):  # noqa: F811
+    """Finding 6: a reset (set_user with a new hash) ends the old sessions."""
+    with psycopg.connect(login("rxaudit_web"), autocommit=True) as web:
+        _signed_in(web, "alice")
+        assert _sites(web) == ["site-a"]
+        conn.execute("select review.set_user('alice', 'reviewer', '{site-a}', %s)",
+                     (PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("new one!"),))  # fmt: skip
+        conn.commit()
+        assert _sites(web) == []
+        _signed_in(web, "alice", "new one!")
+        conn.execute("select review.set_user('alice', 'reviewer', '{site-a,site-b}', "
+                     "(select password_hash from review.users where user_name = 'alice'))")
+        conn.commit()
+        assert _sites(web) == ["site-a", "site-b"]  # the same password: the session stays

@@ -233,14 +233,16 @@ def create_app(database_url: str | None = None, secret: str | None = None,
                         error="Too many failed attempts: wait a few minutes.")  # fmt: skip
         conn = connect(None)
         try:
-            ok = bool(name) and users.verify(conn, name, password)
-            token = conn.execute("select review.open_session(%s, %s)",
-                                 (name, SESSION_MINUTES)).fetchone()["open_session"] if ok else None  # fmt: skip
-            if not ok:
-                conn.execute("select review.log_access('failed sign-in', null, 0)")
+            # the database checks the password and counts failures per name
+            token = users.sign_in(conn, name, password, SESSION_MINUTES) if name else None
             conn.commit()
         finally:
             release(conn)
+        if token == "locked":
+            limiter.failed(who)
+            return page("login.html", 429, me=None, title="Sign in", csrf=given,
+                        error="Too many failed attempts: wait a few minutes.")  # fmt: skip
+        ok = token is not None
         if not ok:
             limiter.failed(who)
             return page("login.html", 401, me=None, title="Sign in", csrf=given,
