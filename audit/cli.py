@@ -371,8 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--order-supply-days", type=int, metavar="N",
                        help="with --from fhir: the supply of an order that gives none (30)")  # fmt: skip
     p_run.add_argument("--as-of", metavar="DATE", help="with --from: the extract's as_of")
-    p_run.add_argument("--history-from", metavar="DATE",
-                       help="with --from: the first date the extract covers")
+    p_run.add_argument(
+        "--history-from", metavar="DATE", help="with --from: the first date the extract covers"
+    )
     p_run.add_argument("--site", metavar="SITE", help="with --from: the site of every record")
     p_run.add_argument(
         "--shared",

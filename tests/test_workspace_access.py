@@ -297,7 +297,9 @@ def test_a_password_change_ends_every_session(conn, login, world):  # noqa: F811
         conn.commit()
         assert _sites(web) == []
         _signed_in(web, "alice", "new one!")
-        conn.execute("select review.set_user('alice', 'reviewer', '{site-a,site-b}', "
-                     "(select password_hash from review.users where user_name = 'alice'))")
+        conn.execute(
+            "select review.set_user('alice', 'reviewer', '{site-a,site-b}', "
+            "(select password_hash from review.users where user_name = 'alice'))"
+        )
         conn.commit()
         assert _sites(web) == ["site-a", "site-b"]  # the same password: the session stays
