@@ -257,3 +257,31 @@ def test_an_auditor_reads_a_batch_its_quality_quarantine_and_replacements(client
         assert re.search(rf'<td class="nowrap">{re.escape(file)}</td><td class="n">{n}</td>', page)
     assert "Quarantine" in page and "Validation (Great Expectations)" in page
     assert client.get("/batches/no-such-batch").status_code == 404
+
+
+def test_nul_bytes_and_long_notes_are_refused_not_a_server_error(client, cases):
+    """Hardening 3, finding 9: a NUL byte in the address or a form answers
+    400/401/403, never 500; a note above 4,000 characters is not stored;
+    the framework's 404 and 405 carry the security headers."""
+    for path in ("/cases?rule=%00", "/cases/C%00", "/batches/%00x"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 400, path
+        assert r.headers["x-frame-options"] == "DENY"
+    form = client.get("/login")
+    r = client.post("/login", data={"username": "ali\x00ce", "password": "x",
+                                    "csrf_token": _csrf(form.text)}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 401
+    assert sign_in(client, "alice").status_code == 303
+    page = client.get(f"/cases/{cases['a1']}")
+    token = _csrf(page.text)
+    url = f"/cases/{cases['a1']}/reviews"
+    r = client.post(url, data={"status": "confirmed", "note": "x" * 4001, "csrf_token": token},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 400 and "at most 4,000 characters" in r.text
+    r = client.post(url, data={"status": "confirmed", "note": "a\x00b", "csrf_token": token},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 403
+    assert "x" * 4001 not in client.get(f"/cases/{cases['a1']}").text
+    for r in (client.get("/no-such-page"), client.put("/cases")):
+        assert r.status_code in (404, 405)
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")

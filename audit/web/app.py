@@ -88,7 +88,7 @@ class SignInLimiter:
 
 
 def create_app(database_url: str | None = None, secret: str | None = None,
-               proxy_header: str | None = None) -> Starlette:  # fmt: skip
+               proxy_header: str | None = None):  # fmt: skip
     """The workspace over ``database_url`` (the web role's login; default
     ``RXAUDIT_WEB_DATABASE_URL``, else ``DATABASE_URL``); ``proxy_header``
     (default ``RXAUDIT_WEB_PROXY_USER_HEADER``): see docs/security.md."""
@@ -201,7 +201,10 @@ def create_app(database_url: str | None = None, secret: str | None = None,
             given = str(form.get("csrf_token") or "")
             if not self.me or not hmac.compare_digest(given, self.csrf):
                 return None
-            return {k: str(v) for k, v in form.items()}
+            values = {k: str(v) for k, v in form.items()}
+            if any("\x00" in v for v in values.values()):
+                return None  # PostgreSQL text holds no NUL: refused, not a 500
+            return values
 
     def to_login() -> Response:
         return RedirectResponse("/login", status_code=303, headers=HEADERS)
@@ -227,6 +230,8 @@ def create_app(database_url: str | None = None, secret: str | None = None,
                         message="The sign-in form was not accepted: open it again.")  # fmt: skip
         name = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
+        if "\x00" in name or "\x00" in password:
+            name = ""  # no account has one: a failed sign-in, not a 500
         who = (name, request.client.host if request.client else "")
         if limiter.blocked(who):
             return page("login.html", 429, me=None, title="Sign in", csrf=given,
@@ -481,6 +486,9 @@ def create_app(database_url: str | None = None, secret: str | None = None,
 
     def review_act(s: Signed, case_id: str, form: dict) -> Response | None:
         status, note = form.get("status", ""), form.get("note", "").strip()
+        if len(note) > MAX_NOTE:
+            return s.page("error.html", 400, title="Not recorded",
+                          message=f"A note holds at most {MAX_NOTE:,} characters.")  # fmt: skip
         if status not in STATUSES or not note:
             return s.page("error.html", 400, title="Not recorded",
                           message="A review needs a disposition and a note.")  # fmt: skip
@@ -555,7 +563,7 @@ def create_app(database_url: str | None = None, secret: str | None = None,
 
         return run
 
-    return Starlette(routes=[
+    return _Guard(Starlette(routes=[
         Route("/login", endpoint(login_form), methods=["GET"]),
         Route("/login", endpoint(login), methods=["POST"]),
         Route("/logout", endpoint(logout), methods=["POST"]),
@@ -570,7 +578,38 @@ def create_app(database_url: str | None = None, secret: str | None = None,
         Route("/batches/{batch_id}", endpoint(batch_page)),
         Route("/static/web.css", endpoint(stylesheet)),
         Route("/healthz", endpoint(health)),
-    ])  # fmt: skip
+    ]))  # fmt: skip
+
+
+MAX_NOTE = 4000  # characters of a review note (the form says so; the server holds it)
+
+
+class _Guard:
+    """Around the application: an address with a NUL byte (``%00``) is a
+    400 before any handler runs (PostgreSQL text holds no NUL), and every
+    answer, the framework's own 404 and 405 too, carries the security headers."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        where = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
+        if b"%00" in where or b"\x00" in where or "\x00" in scope.get("path", ""):
+            resp = HTMLResponse("<p>Bad request.</p>", status_code=400, headers=HEADERS)
+            return await resp(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()
+                            if k.lower().encode() not in have]  # fmt: skip
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, with_headers)
 
 
 def conflict(reviews: list[dict]) -> str | None:
