@@ -186,7 +186,12 @@ def test_data_quality_lists_orders_not_dispensed_and_capped_benzodiazepine_suppl
         ],
     }  # fmt: skip
     write_batch(tmp_path / "b", "dq-001", "2025-12-31", tables, history_from="2015-01-01")
-    _run(tmp_path, tmp_path / "b")
+    summary = _run(tmp_path, tmp_path / "b")
+    # the source dispenses: its orders are no fills, and the run says so
+    assert summary["orders"] == {"orders_as_fills": "auto", "fill_batches": []}
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select orders_as_fills, order_fill_batches from audit.runs"
+                            ).fetchone() == ("auto", [])  # fmt: skip
     page = (tmp_path / "out" / "latest" / "data_quality.html").read_text()
     ordered = page.split("<h2>Ordered, not dispensed</h2>")[1].split("<h2>")[0]
     capped = page.split("<h2>Benzodiazepine supply capped by the quantity</h2>")[1].split("<h2>")[0]
