@@ -80,6 +80,31 @@ TYPES = (
     "Observation", "MedicationRequest", "MedicationDispense", "MedicationAdministration",
     "MedicationStatement", "ResearchStudy", "ResearchSubject",
 )  # fmt: skip
+#: Resource types a report may name; any other value is reported without
+#: itself (input text is never echoed: it may hold an identifier).
+KNOWN_TYPES = frozenset(TYPES) | {
+    "AllergyIntolerance", "Appointment", "Bundle", "CarePlan", "CareTeam", "Claim",
+    "ClinicalImpression", "Composition", "Coverage", "Device", "DiagnosticReport",
+    "DocumentReference", "EpisodeOfCare", "ExplanationOfBenefit", "FamilyMemberHistory", "Goal",
+    "ImagingStudy", "Immunization", "List", "Location", "MedicationKnowledge", "Organization",
+    "OperationOutcome", "Person", "PractitionerRole", "Provenance", "Questionnaire",
+    "QuestionnaireResponse", "RelatedPerson", "ServiceRequest", "Specimen", "SupplyDelivery",
+    "SupplyRequest", "Task",
+}  # fmt: skip
+_STATUSES = frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error",
+                       "stopped", "draft", "unknown", None})  # fmt: skip
+_INTENTS = frozenset({"proposal", "plan", "order", "original-order", "reflex-order",
+                      "filler-order", "instance-order", "option", None})  # fmt: skip
+
+
+def _said(value: object, known: frozenset) -> str:
+    """A value of the input as a report may say it: itself when it is one of
+    the known codes, else a placeholder (never the text)."""
+    if value is None or (isinstance(value, str) and value in known):
+        return str(value)
+    return "(an unexpected value)"
+
+
 _FILE = re.compile(r"^(?P<type>[A-Za-z]+)(\.\d+)?\.ndjson(\.gz)?$")
 SOURCE_TYPE_OF = {
     "MedicationDispense": "dispensed",
@@ -202,7 +227,8 @@ def read_ndjson(path: Path, expected_type: str, report: ConversionReport) -> Ite
                     raise FhirError(f"{name} line {line_no}: not a JSON object")
                 kind = resource.get("resourceType")
                 if kind != expected_type:
-                    report.drop(f"{expected_type} (file)", f"resource of type {kind!r} skipped")
+                    report.drop(f"{expected_type} (file)",
+                                f"resource of type {_said(kind, KNOWN_TYPES)} skipped")  # fmt: skip
                     continue
                 yield resource
     except (OSError, EOFError, UnicodeDecodeError) as exc:
@@ -242,9 +268,9 @@ def spool_bundles(src: Path, work: Path, report: ConversionReport) -> Path:
                 if not isinstance(resource, dict) or "resourceType" not in resource:
                     report.drop("Bundle", "entry without a resource")
                     continue
-                kind = str(resource["resourceType"])
+                kind = resource["resourceType"]
                 if kind not in TYPES:
-                    report.drop("Bundle", f"{kind} not used")
+                    report.drop("Bundle", f"{_said(kind, KNOWN_TYPES)} not used")
                     continue
                 # a transaction's fullUrl (urn:uuid:...) is what its references use
                 full = entry.get("fullUrl")
@@ -851,7 +877,9 @@ class _Conversion:
             if r.get("status") in ("entered-in-error", "cancelled", "draft") or r.get("intent") in (
                 "proposal", "plan"):  # fmt: skip
                 self.report.drop(
-                    "MedicationRequest", f"status {r.get('status')} / intent {r.get('intent')}"
+                    "MedicationRequest",
+                    f"status {_said(r.get('status'), _STATUSES)}"
+                    f" / intent {_said(r.get('intent'), _INTENTS)}",
                 )
                 continue
             system, code, name, strength = self._drug(r)
@@ -956,7 +984,7 @@ def convert(
         unknown = sorted(set(files) - set(TYPES))
         c = _Conversion(files, work / "batch", tokens, site, order_supply_days, work, report)
         for kind in unknown:
-            report.drop("files", f"{kind}: resource type not used")
+            report.drop("files", f"{_said(kind, KNOWN_TYPES)}: resource type not used")
         c.run()
         c.db.close()
         as_of = as_of or c.latest

@@ -109,9 +109,12 @@ def write_bulk(batch: Path, out: Path) -> dict[str, int]:
         _write(batch, w)
     finally:
         w.close()
+    native = json.loads((batch / "manifest.json").read_text())
+    since = f"?_since={native['history_from']}" if native.get("history_from") else ""
     manifest = {
         "transactionTime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "request": "rxaudit generate --format fhir",
+        # what the native batch covers, as a Bulk Data request says it
+        "request": f"rxaudit generate --format fhir{since}",
         "requiresAccessToken": False,
         "output": [
             {"type": k, "url": f"{k}.000.ndjson", "count": n} for k, n in sorted(w.counts.items())
