@@ -4,8 +4,8 @@ path), a round trip of a generated cohort, and malformed exports."""
 from __future__ import annotations
 
 import csv
-import gzip
 import datetime as dt
+import gzip
 import json
 import re
 from pathlib import Path
