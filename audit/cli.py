@@ -88,29 +88,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     check_out_dir(Path(args.out))
     batch_dirs = [Path(b) for b in args.batch_dirs]
-    if args.source:
-        import tempfile
+    staging = None
+    try:
+        if args.source:
+            import tempfile
 
-        from audit.adapters import convert
+            from audit.adapters import convert
 
-        staging = Path(tempfile.mkdtemp(prefix="rxaudit-convert-"))
-        converted = []
-        for i, src in enumerate(batch_dirs):
-            out = staging / f"batch-{i:03d}"
-            convert(args.source, src, out, _as_of(args.as_of), args.site,
-                    order_supply_days=args.order_supply_days,
-                    history_from=_date_arg(args.history_from, "--history-from"))  # fmt: skip
-            converted.append(out)
-        batch_dirs = converted
-    summary = pipeline.run(
-        batch_dirs,
-        Path(args.out),
-        settings=settings,
-        progress=_progress(args.quiet),
-        policy_path=Path(args.policy) if args.policy else None,
-        shared=args.shared,
-        full_audit=args.full_audit,
-    )
+            # converted batches live only for this run (nothing converted
+            # outlives it; `rxaudit convert --out` keeps one on purpose)
+            staging = Path(tempfile.mkdtemp(prefix="rxaudit-convert-"))
+            converted = []
+            for i, src in enumerate(batch_dirs):
+                out = staging / f"batch-{i:03d}"
+                convert(args.source, src, out, _as_of(args.as_of), args.site,
+                        order_supply_days=args.order_supply_days,
+                        history_from=_date_arg(args.history_from, "--history-from"))  # fmt: skip
+                converted.append(out)
+            batch_dirs = converted
+        summary = pipeline.run(
+            batch_dirs,
+            Path(args.out),
+            settings=settings,
+            progress=_progress(args.quiet),
+            policy_path=Path(args.policy) if args.policy else None,
+            shared=args.shared,
+            full_audit=args.full_audit,
+        )
+    finally:
+        if staging is not None:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
     for batch in summary["batches"]:
         if batch["status"] == "rejected":
             print(f"rxaudit: {batch['reason']}", file=sys.stderr)

@@ -402,3 +402,23 @@ def test_unexpected_input_text_is_reported_without_its_value(tmp_path, capsys):
         "entry": [{"resource": PATIENT}, {"resource": {"resourceType": secret}}]}))  # fmt: skip
     _, report = convert("fhir", bundles, tmp_path / "batch2", dt.date(2025, 12, 31))
     assert "Jane" not in json.dumps(report.as_json())
+
+
+@pytest.mark.db
+def test_run_from_fhir_leaves_no_converted_batch_and_no_90_plus_birth_year(
+    db_url, tmp_path, monkeypatch
+):
+    """Hardening 3, finding 11: `run --from fhir` removes what it converted;
+    a converted batch holds no real birth year of a patient over 89."""
+    import tempfile
+
+    old = {**PATIENT, "id": "p2", "birthDate": "1931-05-06"}
+    src = _bulk(tmp_path, [PATIENT, old], MedicationDispense=[DISPENSE])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert main(["--quiet", "run", "--from", "fhir", str(src), "--as-of", "2025-12-31",
+                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    assert list((tmp_path / "tmp").iterdir()) == []
+    _, report = convert("fhir", src, tmp_path / "batch", dt.date(2025, 12, 31))
+    years = {r["birth_year"] for r in rows(tmp_path / "batch" / "patients.csv")}
+    assert years == {"1980", "1935"} and report.notes["age_90_plus"]["patients"] == 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit import contract
-from audit.batchio import write_manifest
+from audit.batchio import sha256_of, write_manifest
 from audit.errors import UsageError
 
 TOKEN_KEY_ENV = "RXAUDIT_TOKEN_KEY"
@@ -207,6 +207,48 @@ class NativeWriter:
         )  # fmt: skip
 
 
+def _safe_harbor(out: Path, manifest: dict, report: ConversionReport) -> dict:
+    """Safe Harbor in the converted batch itself: a birth year that makes the
+    patient 90 or older at the batch's ``as_of`` is written as the latest
+    such year (``as_of`` year - 90), so the batch still says "90 or older"
+    (the loader keeps only that marker) but no real birth year of a patient
+    over 89 is on disk, whatever becomes of the folder."""
+    cutoff = as_of_of(manifest).year - 90
+    path = out / "patients.csv"
+    if not path.is_file():
+        return manifest
+    tmp = path.with_name(".patients.csv.tmp")
+    changed = 0
+    with (
+        path.open(newline="", encoding="utf-8") as src,
+        tmp.open("w", newline="", encoding="utf-8") as dst,
+    ):
+        reader = csv.reader(src)
+        writer = csv.writer(dst, lineterminator="\n")
+        header = next(reader, None)
+        if header is None or "birth_year" not in header:
+            tmp.unlink()
+            return manifest
+        col = header.index("birth_year")
+        writer.writerow(header)
+        for row in reader:
+            if col < len(row) and row[col].isdigit() and int(row[col]) < cutoff:
+                row[col] = str(cutoff)
+                changed += 1
+            writer.writerow(row)
+    if not changed:
+        tmp.unlink()
+        return manifest
+    tmp.replace(path)
+    files = {**manifest["files"], "patients.csv": {**manifest["files"]["patients.csv"],
+                                                  "sha256": sha256_of(path)}}  # fmt: skip
+    manifest = {**manifest, "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    report.notes["age_90_plus"] = {"patients": changed,
+                                   "birth_year": f"written as {cutoff} (90 or older)"}  # fmt: skip
+    return manifest
+
+
 def as_of_of(manifest: dict) -> dt.date:
     return dt.date.fromisoformat(manifest["as_of"])
 
@@ -266,6 +308,7 @@ def convert(
         )  # fmt: skip
     else:
         raise UsageError(f"unknown source kind {kind!r}: omop, synthea or fhir")
+    manifest = _safe_harbor(Path(out), manifest, report)
     if history_from is not None:
         if as_of_of(manifest) < history_from:
             raise UsageError(f"--history-from {history_from} is after the batch's as_of")
