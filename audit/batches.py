@@ -47,7 +47,7 @@ def show(batch_id: str) -> dict:
             " to_char(received_at, 'YYYY-MM-DD HH24:MI:SS'),"
             " to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') as finished_at,"
             " to_char(withdrawn_at, 'YYYY-MM-DD HH24:MI:SS') as withdrawn_at, withdrawn_by,"
-            " withdrawn_db_user, withdrawal_reason, withdrawal from audit.batches"
+            " withdrawn_db_user, withdrawal_reason, withdrawal, cases_resolved from audit.batches"
             " where batch_id = %s",
             (batch_id,),
         )

@@ -230,4 +230,5 @@ def test_batches_and_batch_show_give_the_replacement_log(db_url, tmp_path, monke
     assert main(["--quiet", "batch", "show", "b-002"]) == 0
     out = capsys.readouterr().out
     assert "prescriptions.csv: 0 added, 1 replaced (from b-001 (1))" in out
+    assert "\ncases_resolved: 0\n" in out  # as `rxaudit batches` lists it (hardening 3, 19)
     assert main(["--quiet", "batch", "show", "nope"]) == 2
