@@ -187,7 +187,9 @@ def test_unknown_types_and_missing_patients_are_counted_skips(tmp_path):
     _, report = convert("fhir", src, tmp_path / "batch")
     data = report.as_json()["tables"]
     assert data["MedicationDispense"]["dropped"] == {"reference to a missing patient": 1}
-    assert data["MedicationDispense (file)"]["dropped"] == {"resource of type 'Foo' skipped": 1}
+    assert data["MedicationDispense (file)"]["dropped"] == {
+        "resource of type (an unexpected value) skipped": 1
+    }
     assert data["files"]["dropped"] == {"Basic: resource type not used": 1}
     assert [r["code"] for r in rows(tmp_path / "batch" / "diagnoses.csv")] == ["F43.10"]
     [fill] = rows(tmp_path / "batch" / "prescriptions.csv")

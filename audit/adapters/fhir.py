@@ -82,15 +82,19 @@ TYPES = (
 )  # fmt: skip
 #: Resource types a report may name; any other value is reported without
 #: itself (input text is never echoed: it may hold an identifier).
-KNOWN_TYPES = frozenset(TYPES) | {
-    "AllergyIntolerance", "Appointment", "Bundle", "CarePlan", "CareTeam", "Claim",
-    "ClinicalImpression", "Composition", "Coverage", "Device", "DiagnosticReport",
-    "DocumentReference", "EpisodeOfCare", "ExplanationOfBenefit", "FamilyMemberHistory", "Goal",
-    "ImagingStudy", "Immunization", "List", "Location", "MedicationKnowledge", "Organization",
-    "OperationOutcome", "Person", "PractitionerRole", "Provenance", "Questionnaire",
-    "QuestionnaireResponse", "RelatedPerson", "ServiceRequest", "Specimen", "SupplyDelivery",
-    "SupplyRequest", "Task",
-}  # fmt: skip
+KNOWN_TYPES = frozenset(TYPES) | frozenset(
+    """Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic
+    Binary BodyStructure Bundle CapabilityStatement CarePlan CareTeam ChargeItem Claim
+    ClaimResponse ClinicalImpression CodeSystem Communication CommunicationRequest Composition ConceptMap Consent
+    Contract Coverage DetectedIssue Device DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest
+    DocumentReference Endpoint EpisodeOfCare ExplanationOfBenefit FamilyMemberHistory Flag Goal Group
+    GuidanceResponse HealthcareService ImagingStudy Immunization ImmunizationRecommendation InsurancePlan Invoice Library
+    Linkage List Location Measure MeasureReport Media MedicationKnowledge MessageHeader
+    NutritionOrder ObservationDefinition OperationOutcome Organization Parameters Person PlanDefinition PractitionerRole
+    Provenance Questionnaire QuestionnaireResponse RelatedPerson RequestGroup RiskAssessment Schedule ServiceRequest
+    Slot Specimen StructureDefinition Subscription Substance SupplyDelivery SupplyRequest Task
+    ValueSet VisionPrescription""".split()
+)  # FHIR R4 resource types
 _STATUSES = frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error",
                        "stopped", "draft", "unknown", None})  # fmt: skip
 _INTENTS = frozenset({"proposal", "plan", "order", "original-order", "reflex-order",
