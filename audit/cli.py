@@ -38,12 +38,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _as_of(value: str | None):
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        raise UsageError("--as-of must be a date YYYY-MM-DD") from None
+    return _date_arg(value, "--as-of")
 
 
 def _date_arg(value: str | None, flag: str):

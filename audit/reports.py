@@ -150,14 +150,16 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _line_table(out: list[str], title: str, rows: list, explanation: str) -> None:
+def _line_table(
+    out: list[str], title: str, rows: list, explanation: str, unit: str = "rows"
+) -> None:
     """A data-quality section: per batch, how many rows and their first lines."""
     out.append(f"<h2>{_e(title)}</h2>")
     if not rows:
         out.append("<p class='ok'>None.</p>")
         return
     out.append(
-        f"<p>{explanation}</p><table><tr><th>batch</th><th>rows</th>"
+        f"<p>{explanation}</p><table><tr><th>batch</th><th>{unit}</th>"
         "<th>prescriptions.csv lines (first 20)</th></tr>"
     )
     for batch_id, n, _, lines in rows:
@@ -271,23 +273,14 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         f"<p>Drug names recognised only after Unicode normalisation (NFKC, hidden format"
         f" characters such as zero-width spaces removed): <b>{normalised:,}</b>.</p>"
     )
-    out.append("<h2>Days supply disagrees with the dose</h2>")
-    if mismatches:
-        out.append(
-            "<p>Fills of cohort patients whose <code>days_supply</code> differs from the supply"
-            " that strength &times; quantity / daily dose implies by more than the policy's"
-            " <code>supply_mismatch_factor</code> (the classic split-tablet entry error): the"
-            " audit used the implied supply.</p><table><tr><th>batch</th><th>fills</th>"
-            "<th>prescriptions.csv lines (first 20)</th></tr>"
-        )
-        for batch_id, n, _, lines in mismatches:
-            out.append(
-                f"<tr><td>{_e(batch_id)}</td><td class='n'>{n:,}</td>"
-                f"<td>{_e(', '.join(str(x) for x in lines))}</td></tr>"
-            )
-        out.append("</table>")
-    else:
-        out.append("<p class='ok'>None.</p>")
+    _line_table(
+        out, "Days supply disagrees with the dose", mismatches,
+        "Fills of cohort patients whose <code>days_supply</code> differs from the supply"
+        " that strength &times; quantity / daily dose implies by more than the policy's"
+        " <code>supply_mismatch_factor</code> (the classic split-tablet entry error): the"
+        " audit used the implied supply.",
+        unit="fills",
+    )  # fmt: skip
     _line_table(
         out, "Ordered, not dispensed", not_dispensed,
         "Orders (<code>source_type = ordered</code>) of cohort patients from a source that also"

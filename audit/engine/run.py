@@ -85,20 +85,21 @@ def order_fill_batches(conn: psycopg.Connection, orders_as_fills: str, as_of: dt
     if orders_as_fills == "always":
         return [r[0] for r in conn.execute(
             "select batch_no from audit.batches where status = 'loaded' order by batch_no")]  # fmt: skip
+    if not conn.execute(
+        "select exists (select 1 from core.prescriptions"
+        " where is_current and source_type = 'ordered')"
+    ).fetchone()[0]:
+        return []
     rows = conn.execute(
         "with dispensing as ("
         "  select distinct rx.batch_no from core.prescriptions as rx"
         "  where rx.is_current and rx.filled_on <= %(d)s"
-        "    and coalesce(rx.source_type, 'dispensed') in ('dispensed', 'administered')"
-        "    and exists (select 1 from core.prescriptions as o"
-        "                where o.is_current and o.source_type = 'ordered')),"
+        "    and coalesce(rx.source_type, 'dispensed') in ('dispensed', 'administered')),"
         " dispensing_sources as ("
         "  select distinct b.source from audit.batches as b"
         "  inner join dispensing as d on d.batch_no = b.batch_no)"
         " select b.batch_no from audit.batches as b"
         " where b.status = 'loaded'"
-        "   and exists (select 1 from core.prescriptions as o"
-        "               where o.is_current and o.source_type = 'ordered')"
         "   and not exists (select 1 from dispensing_sources as s"
         "                   where s.source is not distinct from b.source)"
         " order by b.batch_no",

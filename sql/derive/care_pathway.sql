@@ -157,20 +157,13 @@ measured as (
     group by a.patient_id
 ),
 
-mdma_recent as (
-    select patient_id, max(case_date) as last_off_trial_on
-    from audit.run_cases
-    where run_id = %(run_id)s and status = 'open' and rule_id = 'MDMA-OFF-TRIAL'
-      and severity = 'critical'
-    group by patient_id
-),
-
 flags as (
     select
         patient_id,
         bool_or(rule_id = 'MDMA-OFF-TRIAL' and severity = 'critical'
                 and case_date > %(as_of)s::date - 365) as recent_mdma_off_trial,
-        bool_or(rule_id = 'MDMA-OFF-TRIAL' and severity = 'critical') as mdma_off_trial
+        bool_or(rule_id = 'MDMA-OFF-TRIAL' and severity = 'critical') as mdma_off_trial,
+        max(case_date) filter (where severity = 'critical') as last_off_trial_on
     from audit.run_cases
     where run_id = %(run_id)s and status = 'open' and rule_id = 'MDMA-OFF-TRIAL'
     group by patient_id
@@ -233,7 +226,7 @@ joined as (
         ado.episode_start as ongoing_since,
         ca.trial_start as current_since,
         ms.last_measured_on,
-        mr.last_off_trial_on,
+        f.last_off_trial_on,
         bo.is_tapered as bzd_tapering,
         bo.taper_top_mg,
         bo.taper_last_mg,
@@ -263,7 +256,6 @@ joined as (
     left join ad_ongoing as ado on ado.patient_id = c.patient_id
     left join prazosin as pz on pz.patient_id = c.patient_id
     left join measured as ms on ms.patient_id = c.patient_id
-    left join mdma_recent as mr on mr.patient_id = c.patient_id
     left join last_course as lc on lc.patient_id = c.patient_id
     left join nightmares as nm on nm.patient_id = c.patient_id
     left join irt on irt.patient_id = c.patient_id
