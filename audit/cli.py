@@ -70,7 +70,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from audit import pipeline
-    from audit.loader import LoadSettings
+    from audit.ingest import LoadSettings
 
     if not 0 <= args.max_quarantine_fraction <= 1:
         raise UsageError("--max-quarantine-fraction must be between 0 and 1")

@@ -4,7 +4,7 @@ Checks made here, before anything touches the database: the manifest exists,
 is small, is a JSON object of the documented shape, names a known schema
 version, lists every CSV of the folder and nothing else, and lists every
 required file. The SHA-256 and row counts are checked while the files stream
-into PostgreSQL (:mod:`audit.loader`), so each file is read once.
+into PostgreSQL (:mod:`audit.ingest`), so each file is read once.
 """
 
 from __future__ import annotations

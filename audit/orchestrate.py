@@ -26,7 +26,7 @@ import psycopg
 
 from audit import db, pipeline, policy
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings
+from audit.ingest import LoadSettings
 from audit.manifest import MANIFEST
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from psycopg.types.json import Jsonb
 
 from audit import __version__, db, measures, policy, reports, rules
 from audit.errors import BatchRejected, RxauditError
-from audit.loader import Loader, LoadSettings
+from audit.ingest import LoadSettings
+from audit.ingest.load import Loader
 
 
 class ReportFailed(RxauditError):

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from audit import contract, db, pipeline, policy  # noqa: E402
 from audit.generate import generate  # noqa: E402
-from audit.loader import LoadSettings  # noqa: E402
+from audit.ingest import LoadSettings  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
 

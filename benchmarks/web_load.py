@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audit import db, pipeline  # noqa: E402
-from audit.loader import LoadSettings  # noqa: E402
+from audit.ingest import LoadSettings  # noqa: E402
 from benchmarks.pipeline import cohort, drop_db, scratch_db  # noqa: E402
 
 PASSWORD = "benchmark-password"

@@ -61,7 +61,7 @@ with DAG(
     @task
     def ingest() -> dict:
         from audit import orchestrate
-        from audit.loader import LoadSettings
+        from audit.ingest import LoadSettings
 
         url = orchestrate.conninfo_from_airflow()
         settings = LoadSettings(allow_replace=orchestrate.allow_replace_setting())

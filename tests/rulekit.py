@@ -18,7 +18,7 @@ from pathlib import Path
 
 from audit import policy, rules
 from audit.batchio import write_batch
-from audit.loader import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest
 
 RXCUI = {
     "sertraline": "36437", "paroxetine": "32937", "fluoxetine": "4493", "citalopram": "2556",

@@ -15,7 +15,7 @@ import pytest
 from audit import db, orchestrate
 from audit.batchio import write_batch
 from audit.generate import generate
-from audit.loader import ingest
+from audit.ingest import ingest
 from tests.batches import base_tables, make_batch
 
 pytestmark = pytest.mark.db

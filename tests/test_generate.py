@@ -9,7 +9,7 @@ import pytest
 
 from audit.cli import main
 from audit.generate import generate
-from audit.loader import ingest
+from audit.ingest import ingest
 from audit.rules import catalogue
 from tests.rulekit import evaluate
 

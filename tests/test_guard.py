@@ -6,7 +6,7 @@ import pytest
 
 from audit.errors import BatchRejected
 from audit.guard import identifier_kind
-from audit.loader import ingest
+from audit.ingest import ingest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import count, loaded_nothing
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from audit import checks, guard
+from audit import guard
 from audit.errors import BatchRejected
-from audit.loader import ingest
+from audit.ingest import guard_sql, ingest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import loaded_nothing
 
@@ -151,7 +151,7 @@ def test_normalising_is_idempotent_and_leaves_no_format_character(value):
 @given(value=st.one_of(*FAMILIES.values(), st.sampled_from(HARMLESS)))
 def test_the_sql_normaliser_and_patterns_agree_with_python(conn, value):
     """What the loader matches in PostgreSQL is what the Python guard matches."""
-    query = sql.SQL("select {}").format(checks.normalise_sql(sql.Literal(value)))
+    query = sql.SQL("select {}").format(guard_sql.normalise_sql(sql.Literal(value)))
     assert conn.execute(query).fetchone()[0] == guard.normalise(value)
     text = guard.normalise(value)
     for _kind, pattern, _codes in guard.VALUE_PATTERNS:

@@ -15,7 +15,7 @@ from audit import orchestrate, policy
 from audit.cases import cell, print_table
 from audit.cli import main
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest
 from audit.manifest import parse_manifest
 from audit.policy import PolicyError
 from tests.batches import base_tables, make_batch

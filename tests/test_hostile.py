@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from audit.batchio import write_manifest
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, ingest, read_header
+from audit.ingest import LoadSettings, ingest
+from audit.ingest.stage import read_header
 from audit.manifest import parse_manifest, read_manifest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import loaded_nothing

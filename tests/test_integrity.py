@@ -11,7 +11,7 @@ import pytest
 
 from audit.batchio import count_rows, write_manifest
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest
 from audit.manifest import parse_manifest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import loaded_nothing
@@ -137,7 +137,7 @@ def test_a_repeated_unknown_key_is_not_echoed():
 
 @pytest.mark.unit
 def test_records_not_all_loaded_reject_the_file():
-    from audit.loader import _LineScan
+    from audit.ingest.stage import LineScan as _LineScan
 
     scan = _LineScan("prescriptions.csv")
     for chunk in (b"a,b\n1,2\n3,", b'"x\ny"\n5,6\n'):
@@ -153,7 +153,7 @@ def test_records_not_all_loaded_reject_the_file():
 @pytest.mark.unit
 @pytest.mark.parametrize("split", range(1, 12))
 def test_an_end_of_data_line_is_found_across_chunk_boundaries(split):
-    from audit.loader import _LineScan
+    from audit.ingest.stage import LineScan as _LineScan
 
     data = b"a,b\n1,2\n\\.\r\n5,6\n"
     scan = _LineScan("patients.csv")

@@ -14,7 +14,7 @@ import pytest
 
 from audit import contract, db
 from audit.batchio import write_manifest
-from audit.loader import ingest
+from audit.ingest import ingest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import loaded_nothing
 

@@ -8,7 +8,7 @@ import pytest
 
 from audit import contract
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest
 from tests.batches import base_tables, make_batch
 
 pytestmark = pytest.mark.db

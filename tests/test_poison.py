@@ -10,7 +10,7 @@ import pytest
 from audit import orchestrate
 from audit.batchio import write_manifest
 from audit.errors import BatchRejected
-from audit.loader import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest
 from audit.manifest import parse_manifest
 from audit.pipeline import ingest_batches
 from tests.batches import base_tables, make_batch
@@ -46,16 +46,16 @@ def test_a_header_of_2000_columns_is_rejected_and_the_good_batch_loads(conn, tmp
 def test_any_fault_of_a_batch_rejects_it_and_the_next_loads(conn, tmp_path, monkeypatch):
     import psycopg
 
-    from audit import loader
+    from audit.ingest import stage
 
-    real = loader.Loader._copy_file
+    real = stage.copy_file
 
-    def poisoned(self, path, spec, batch_no, sha, result):
-        if self._schema_version and path.parent.name == "b-bad" and spec.table == "diagnoses":
+    def poisoned(conn, path, spec, *args):
+        if path.parent.name == "b-bad" and spec.table == "diagnoses":
             raise psycopg.errors.TooManyColumns("tables can have at most 1600 columns")
-        return real(self, path, spec, batch_no, sha, result)
+        return real(conn, path, spec, *args)
 
-    monkeypatch.setattr(loader.Loader, "_copy_file", poisoned)
+    monkeypatch.setattr(stage, "copy_file", poisoned)
     bad = make_batch(tmp_path, "b-bad")
     good = make_batch(tmp_path, "b-good", created_at="2026-01-02T02:00:00Z")
     results = ingest_batches(conn, [bad, good], NO_GX)

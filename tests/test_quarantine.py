@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from audit import checks
+from audit import contract
 from audit.errors import BatchRejected
-from audit.loader import ingest
+from audit.ingest import ingest
+from audit.ingest import rowchecks as checks
 from tests.batches import base_tables, make_batch
 from tests.test_loader import count, loaded_nothing
 
@@ -152,7 +153,7 @@ def test_patient_from_an_earlier_batch_is_known(conn, tmp_path):
 
 
 def test_row_checks_leave_out_only_what_the_validation_suite_showed():
-    spec = checks.contract.FILES_BY_NAME["prescriptions.csv"]
+    spec = contract.FILES_BY_NAME["prescriptions.csv"]
     everything = checks.column_checks_sql(spec, 1).as_string(None)
     gated = checks.column_checks_sql(spec, 1, frozenset(spec.column_names)).as_string(None)
     # formats, sets and id lengths were shown by the suite
@@ -164,7 +165,7 @@ def test_row_checks_leave_out_only_what_the_validation_suite_showed():
         assert reason in everything and reason in gated
     # free text is never gated; a file with nothing left to check has no statement
     assert "longer than 1000 characters" in gated
-    trials = checks.contract.FILES_BY_NAME["trials.csv"]
+    trials = contract.FILES_BY_NAME["trials.csv"]
     assert checks.column_checks_sql(trials, 1, frozenset(trials.column_names)) is not None
 
 

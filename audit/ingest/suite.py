@@ -6,7 +6,7 @@ dates, whole numbers and decimals match their formats; enumerations are in
 their sets; keys are unique; patient ids refer to a known
 patient (an ``UnexpectedRowsExpectation`` query). Ranges (``days_supply``
 1-365, scores 0-80, decimals above 0, dates that exist in the calendar) are
-the row-level checks' (:mod:`audit.checks`), which quarantine each such row:
+the row checks' (:mod:`audit.ingest.rowchecks`), which quarantine each such row:
 as a GX query they cost two more scans of every file for the same answer.
 
 The suites run as SQL inside PostgreSQL, on the batch's raw partition, inside
@@ -27,9 +27,9 @@ from functools import lru_cache
 import psycopg
 
 from audit import contract
-from audit.checks import Proven
 from audit.contract import FileSpec
 from audit.db import LendableConnection
+from audit.ingest.rowchecks import Proven
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
 
 
 def proven(summary: dict, spec: FileSpec) -> Proven:
-    """What a file's validation found true of every row (see :class:`checks.Proven`).
+    """What a file's validation found true of every row (see :class:`~audit.ingest.rowchecks.Proven`).
 
     An expectation counts only if it succeeded and was evaluated: the suites
     set no ``mostly``, so success means no row was unexpected.
