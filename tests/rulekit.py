@@ -208,7 +208,7 @@ class World:
             root / batch_id, batch_id, as_of or self.as_of, self.tables,
             history_from=self.history_from,
         )  # fmt: skip
-        ingest(conn, root / batch_id, LoadSettings(validate_with_gx=False))
+        ingest(conn, root / batch_id, LoadSettings())
         self.tables = {k: [] for k in ("patients", "diagnoses", "prescriptions",
                                        "therapy_sessions")}  # fmt: skip
 

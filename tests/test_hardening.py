@@ -105,14 +105,14 @@ def test_terminal_cells_hold_no_control_character_and_no_formula(value):
 def test_age_90_plus_is_re_applied_when_as_of_moves_to_a_later_year(conn, tmp_path):
     tables = base_tables()
     tables["patients"][0]["birth_year"] = 1936  # 89 at 2025-12-31, 90 at 2026-06-30
-    ingest(conn, make_batch(tmp_path, "b-1", tables=tables), LoadSettings(validate_with_gx=False))
+    ingest(conn, make_batch(tmp_path, "b-1", tables=tables), LoadSettings())
     assert conn.execute(
         "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
     ).fetchone() == (1936, False)
     later = {"patients": [], "diagnoses": [], "prescriptions": [], "therapy_sessions": []}
     ingest(conn, make_batch(tmp_path, "b-2", tables=later, as_of="2026-06-30",
                             created_at="2026-07-01T02:00:00Z"),
-           LoadSettings(validate_with_gx=False))  # fmt: skip
+           LoadSettings())  # fmt: skip
     assert conn.execute(
         "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
     ).fetchone() == (None, True)

@@ -32,7 +32,7 @@ def _rewrite(path, name, header, rows):
 def test_embedded_quotes_and_newlines_load_verbatim(conn, tmp_path):
     tables = base_tables()
     tables["prescriptions"][0]["drug_name"] = 'Sertraline "Zoloft"\n50 mg, tablet'
-    ingest(conn, make_batch(tmp_path, tables=tables), LoadSettings(validate_with_gx=False))
+    ingest(conn, make_batch(tmp_path, tables=tables), LoadSettings())
     assert conn.execute("select drug_name from core.prescriptions").fetchone() == (
         'Sertraline "Zoloft"\n50 mg, tablet',
     )
@@ -154,7 +154,7 @@ def test_loader_survives_any_patients_file(conn, tmp_path_factory, rows):
     except (csv.Error, UnicodeDecodeError):
         write_manifest(path, path.name, "2025-12-31")
     try:
-        result = ingest(conn, path, LoadSettings(validate_with_gx=False))
+        result = ingest(conn, path, LoadSettings())
     except BatchRejected:
         assert conn.info.transaction_status.name == "IDLE"
         return

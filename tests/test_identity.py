@@ -11,7 +11,7 @@ from tests.batches import base_tables, make_batch
 
 pytestmark = pytest.mark.db
 
-NO_GX = LoadSettings(validate_with_gx=False)
+NO_GX = LoadSettings()
 
 
 def current(conn, table: str, key: str) -> list[tuple]:
@@ -89,9 +89,7 @@ def test_allow_replace_lets_a_mass_correction_through_and_logs_it(conn, tmp_path
     generate(120, 1, tmp_path / "other")
     ingest(conn, tmp_path / "demo", NO_GX)
     held = conn.execute("select count(*) from core.prescriptions where is_current").fetchone()[0]
-    result = ingest(
-        conn, tmp_path / "other", LoadSettings(validate_with_gx=False, allow_replace=True)
-    )
+    result = ingest(conn, tmp_path / "other", LoadSettings(allow_replace=True))
     log = {r["file"]: r for r in result.replacements}
     rx = log["prescriptions.csv"]
     superseded = conn.execute(
@@ -117,7 +115,7 @@ def test_a_changed_birth_year_is_refused_without_allow_replace(conn, tmp_path):
     assert "patients.csv" in str(err.value)
     ok = ingest(
         conn, make_batch(tmp_path, "b-3", tables=again),
-        LoadSettings(validate_with_gx=False, allow_replace=True),
+        LoadSettings(allow_replace=True),
     )  # fmt: skip
     assert ok.status == "loaded"
 

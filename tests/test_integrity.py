@@ -16,7 +16,7 @@ from audit.manifest import parse_manifest
 from tests.batches import base_tables, make_batch
 from tests.test_loader import loaded_nothing
 
-NO_GX = LoadSettings(validate_with_gx=False)
+NO_GX = LoadSettings()
 
 
 def _rewrite(path, name: str, text: str, rows: int | None = None) -> None:

@@ -15,7 +15,7 @@ from audit.manifest import parse_manifest
 from audit.pipeline import ingest_batches
 from tests.batches import base_tables, make_batch
 
-NO_GX = LoadSettings(validate_with_gx=False)
+NO_GX = LoadSettings()
 
 
 def _with_extra_columns(path, n: int) -> None:

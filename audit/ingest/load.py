@@ -37,7 +37,7 @@ from psycopg import sql
 
 from audit import contract, db
 from audit.errors import BatchRejected
-from audit.ingest import guard_sql, ledger, merge, replace, rowchecks, stage
+from audit.ingest import compile, guard_sql, ledger, merge, replace, rowchecks, stage, suite
 from audit.ingest.fragments import staged
 from audit.manifest import Manifest, read_manifest
 
@@ -50,7 +50,6 @@ DEFAULT_MAX_REPLACE_FRACTION = 0.10
 @dataclass
 class LoadSettings:
     max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
-    validate_with_gx: bool = True
     #: A batch may replace at most this share of the current records of a file
     #: (of its source) that earlier batches delivered ...
     max_replace_fraction: float = DEFAULT_MAX_REPLACE_FRACTION
@@ -131,10 +130,6 @@ class Loader:
             exc.in_folder(str(batch_dir))
             ledger.unreadable_manifest(self.conn, exc)
             raise
-        if self.settings.validate_with_gx:
-            from audit.ingest import suite
-
-            suite.prefetch()  # the import overlaps the COPY
         result = BatchResult(manifest.batch_id, "loading", as_of=manifest.as_of.isoformat())
         timer = _Timer(result.timings, lambda s: self.progress(f"{manifest.batch_id}: {s}"))
         self.gx_results: list[dict] = []
@@ -212,11 +207,8 @@ class Loader:
         with timer.stage("guard"):
             guard_sql.check_values(conn, batch_no, specs)
 
-        if self.settings.validate_with_gx:
-            with timer.stage("validate"):
-                from audit.ingest import suite
-
-                self.gx_results = suite.validate_batch(conn, batch_no, specs)
+        with timer.stage("validate"):
+            self.gx_results = compile.validate_batch(conn, batch_no, specs)
 
         with timer.stage("quarantine"):
             result.rows_quarantined, self.quarantine_summary = rowchecks.quarantine(
@@ -247,8 +239,6 @@ class Loader:
         summary = next((r for r in self.gx_results if r["file"] == spec.file_name), None)
         if summary is None:
             return rowchecks.Proven()
-        from audit.ingest import suite
-
         proof = suite.proven(summary, spec)
         if proof.known_patients:
             # the suite counts every patients.csv row as known; the row check

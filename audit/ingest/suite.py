@@ -1,20 +1,22 @@
-"""Great Expectations suites for the batch files, kept as code.
+"""Great Expectations suites for the batch files, generated from the contract.
 
 One suite per file of the extract format, generated from the catalogue in
-:mod:`audit.contract`: required columns are not null; ids, trial ids,
-dates, whole numbers and decimals match their formats; enumerations are in
-their sets; keys are unique; patient ids refer to a known
+:mod:`audit.contract` as Great Expectations' own JSON (:func:`suite_of`):
+required columns are not null; ids, trial ids, dates, whole numbers,
+decimals and booleans match their formats; enumerations are in their sets;
+ids are 1-64 characters; keys are unique; patient ids refer to a known
 patient (an ``UnexpectedRowsExpectation`` query). Ranges (``days_supply``
 1-365, scores 0-80, decimals above 0, dates that exist in the calendar) are
-the row checks' (:mod:`audit.ingest.rowchecks`), which quarantine each such row:
-as a GX query they cost two more scans of every file for the same answer.
+the row checks' (:mod:`audit.ingest.rowchecks`), which quarantine each such
+row.
 
-The suites run as SQL inside PostgreSQL, on the batch's raw partition, inside
-the load's own transaction: GX is handed the loader's connection (see
-:class:`LendableConnection`), so it sees the rows the transaction has copied
-and a rejected batch leaves nothing behind. Results keep counts and
-percentages only: ``partial_unexpected_count`` is 0, so no value of a batch is
-ever stored with them.
+The load evaluates the suites compiled to SQL (:mod:`audit.ingest.compile`),
+in one aggregate per file inside the load's own transaction.
+:func:`validate_with_gx` runs them with Great Expectations itself on the
+same rows (handed the loader's connection, see :class:`LendableConnection`):
+the parity test asserts both count the same. Results keep counts and
+percentages only: ``partial_unexpected_count`` is 0, so no value of a batch
+is ever stored with them.
 """
 
 from __future__ import annotations
@@ -33,19 +35,11 @@ from audit.ingest.rowchecks import Proven
 
 log = logging.getLogger(__name__)
 
+BOOL_PATTERN = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 
 
 _gx_lock = threading.Lock()
-
-
-def prefetch() -> None:
-    """Import GX and make its context in a background thread.
-
-    Importing Great Expectations takes seconds of CPU; the loader calls this
-    when a load starts so the import overlaps the ``COPY`` of the files.
-    """
-    threading.Thread(target=_gx, name="rxaudit-gx-import", daemon=True).start()
 
 
 def _gx():
@@ -74,58 +68,62 @@ def _quiet_gx_loggers() -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_suite(spec: FileSpec, batch_no: int | None = None):
-    """The expectation suite of one file (``batch_no`` scopes the patient check)."""
-    gx, _ = _gx()
-    import great_expectations.expectations as gxe
+def suite_of(spec: FileSpec, batch_no: int | None = None) -> dict:
+    """The expectation suite of one file, as Great Expectations' own JSON.
 
-    suite = gx.ExpectationSuite(name=f"rxaudit.{spec.table}")
-    # No "column exists" expectation: the raw partition always has every
-    # contract column (the header check rejects a file missing one), so it
-    # could never fail, and each expectation costs GX milliseconds of Python.
+    ``batch_no`` scopes the patient check to the batch's stage. The suite is
+    data: :func:`to_gx` makes it a GX suite, and :mod:`audit.ingest.compile`
+    evaluates each of its expectations in SQL during the load.
+    """
+    expectations: list[dict] = []
+
+    def expect(kind: str, description: str | None = None, **kwargs) -> None:
+        item = {"type": kind, "kwargs": kwargs, "meta": {}}
+        if description:
+            item["description"] = description
+        expectations.append(item)
+
+    # No "column exists" expectation: the stage always has every contract
+    # column (the header check rejects a file missing one), so it could never
+    # fail.
     for col in spec.columns:
         if col.required:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+            expect("expect_column_values_to_not_be_null", column=col.name)
         regex = {
             contract.ID: contract.ID_PATTERN,
             contract.NCT: contract.NCT_PATTERN,
             contract.DATE: contract.DATE_PATTERN,
             contract.INT: contract.INT_PATTERN,
             contract.DECIMAL: contract.DECIMAL_PATTERN,
+            contract.BOOL: BOOL_PATTERN,
         }.get(col.kind)
         if regex:
-            suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=col.name, regex=regex))
+            expect("expect_column_values_to_match_regex", column=col.name, regex=regex)
         if col.kind == contract.ENUM:
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.values))
-            )
-        if col.kind == contract.BOOL:
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToMatchRegex(
-                    column=col.name, regex="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
-                )
-            )
+            expect("expect_column_values_to_be_in_set", column=col.name, value_set=list(col.values))
         if col.kind == contract.ID:
-            suite.add_expectation(
-                gxe.ExpectColumnValueLengthsToBeBetween(
-                    column=col.name, min_value=1, max_value=contract.ID_MAX_LENGTH
-                )
-            )
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=spec.key))
+            expect("expect_column_value_lengths_to_be_between", column=col.name,
+                   min_value=1, max_value=contract.ID_MAX_LENGTH)  # fmt: skip
+    expect("expect_column_values_to_be_unique", column=spec.key)
     if spec.refers_to_patient and batch_no is not None:
-        ident = f"raw.patients_p{batch_no:06d}"  # the partition the loader created
-        suite.add_expectation(
-            gxe.UnexpectedRowsExpectation(
-                unexpected_rows_query=(
-                    "select r.line_no from (select * from {batch}) r where not exists (select 1 from "  # noqa: S608
-                    f"{ident} p where p.patient_id = r.patient_id) and not exists ("
-                    "select 1 from core.patients c where c.is_current "
-                    "and c.patient_id = r.patient_id)"
-                ),
-                description="patient_id: refers to a known patient",
-            )
+        ident = f"raw.patients_p{batch_no:06d}"  # the batch's stage of patients.csv
+        expect(
+            "unexpected_rows_expectation",
+            description="patient_id: refers to a known patient",
+            unexpected_rows_query=(
+                "select r.line_no from (select * from {batch}) r where not exists (select 1 from "  # noqa: S608
+                f"{ident} p where p.patient_id = r.patient_id) and not exists ("
+                "select 1 from core.patients c where c.is_current "
+                "and c.patient_id = r.patient_id)"
+            ),
         )
-    return suite
+    return {"name": f"rxaudit.{spec.table}", "expectations": expectations, "meta": {}}
+
+
+def to_gx(suite: dict):
+    """The suite as a Great Expectations ``ExpectationSuite``."""
+    gx, _ = _gx()
+    return gx.ExpectationSuite(**suite)
 
 
 def _raised(info) -> bool:
@@ -166,8 +164,10 @@ def _summarise(file_name: str, suite_name: str, res) -> dict:
     }
 
 
-def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> list[dict]:
-    """Run each file's suite on its raw partition, inside ``conn``'s transaction."""
+def validate_with_gx(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> list[dict]:
+    """Run each file's suite with Great Expectations itself on its stage,
+    inside ``conn``'s transaction (what :mod:`audit.ingest.compile` must
+    agree with)."""
     if not isinstance(conn, LendableConnection):
         raise TypeError("validate_batch needs a LendableConnection (see audit.db.connect)")
     gx, context = _gx()
@@ -193,7 +193,7 @@ def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec
                 table = f"{spec.table}_p{batch_no:06d}"
                 asset = ds.add_table_asset(name=spec.table, table_name=table, schema_name="raw")
                 batch = asset.add_batch_definition_whole_table("batch").get_batch()
-                suite = build_suite(spec, batch_no)
+                suite = to_gx(suite_of(spec, batch_no))
                 res = batch.validate(suite, result_format=RESULT_FORMAT)
                 summary = _summarise(spec.file_name, suite.name, res)
                 failed = [r for r in summary["results"] if r["exception"]]
