@@ -171,6 +171,22 @@ def cmd_batch_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch_original(args: argparse.Namespace) -> int:
+    from audit import db, originals
+
+    with db.read_session() as conn:
+        if args.line is not None:
+            originals.write_line(conn, args.batch_id, args.file_name, args.line, sys.stdout)
+        elif args.to:
+            with open(args.to, "xb") as fh:
+                n = originals.write(conn, args.batch_id, args.file_name, fh)
+            print(f"{args.file_name} of batch {args.batch_id}: {n:,} bytes written to {args.to},"
+                  " SHA-256 checked")  # fmt: skip
+        else:
+            originals.write(conn, args.batch_id, args.file_name, sys.stdout.buffer)
+    return 0
+
+
 def cmd_batch_withdraw(args: argparse.Namespace) -> int:
     from audit import pipeline
     from audit.cases import cell
@@ -446,6 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_show.add_argument("batch_id", metavar="BATCH_ID")
     p_show.set_defaults(func=cmd_batch_show)
+    p_orig = batch_sub.add_parser(
+        "original", parents=[common],
+        help="a delivered file as it arrived (SHA-256 checked), or one of its lines",
+    )  # fmt: skip
+    p_orig.add_argument("batch_id", metavar="BATCH_ID")
+    p_orig.add_argument("file_name", metavar="FILE", help="e.g. prescriptions.csv")
+    p_orig.add_argument("--line", type=int, metavar="N",
+                        help="only the header and line N (the header is line 1)")  # fmt: skip
+    p_orig.add_argument("--to", metavar="PATH", help="write the file there (not over a file)")
+    p_orig.set_defaults(func=cmd_batch_original)
     p_wd = batch_sub.add_parser(
         "withdraw",
         parents=[common],

@@ -250,12 +250,15 @@ def test_synthea_sample_end_to_end(db_url, tmp_path):
                       if p.suffix in (".csv", ".json")]  # fmt: skip
         tables = conn.execute(
             "select table_schema || '.' || table_name from information_schema.tables"
-            " where table_schema in ('raw', 'core', 'audit') and table_type = 'BASE TABLE'"
+            " where table_schema in ('stage', 'core', 'audit') and table_type = 'BASE TABLE'"
         ).fetchall()
         for (table,) in tables:
             dump = conn.execute(f"select coalesce(string_agg(t::text, ' '), '') from {table} t"  # noqa: S608 - catalogue names
                                 ).fetchone()[0]  # fmt: skip
             haystacks.append(dump)
+        # the files as they arrived, as text (bytea would print as hex)
+        haystacks += [bytes(b).decode("utf-8", "replace")
+                      for (b,) in conn.execute("select bytes from audit.delivered_files")]  # fmt: skip
     words = set()
     for text in haystacks:
         words.update(re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", text))

@@ -178,7 +178,7 @@ def test_read_only_commands_create_nothing(tmp_path, monkeypatch, capsys, server
             assert "no rxaudit database at" in capsys.readouterr().err
         with psycopg.connect(url) as conn:
             schemas = conn.execute(
-                "select count(*) from pg_namespace where nspname in ('raw', 'core', 'audit')"
+                "select count(*) from pg_namespace where nspname in ('stage', 'core', 'audit')"
             ).fetchone()[0]
         assert schemas == 0
     finally:

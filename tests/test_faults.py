@@ -90,7 +90,7 @@ def test_two_loads_at_once_run_one_after_the_other(db_url, tmp_path):
         # lock: any interleaving would break the run 2..n+1 of each partition.
         rows = conn.execute(
             "select batch_no, min(line_no), max(line_no), count(*), count(distinct line_no)"
-            " from raw.prescriptions group by batch_no"
+            " from core.prescriptions group by batch_no"
         ).fetchall()
         for _, low, high, n, distinct in rows:
             assert (low, high, distinct) == (2, n + 1, n)

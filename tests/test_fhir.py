@@ -47,11 +47,14 @@ def _haystacks(conn, *folders: Path) -> list[str]:
     texts = [p.read_text() for f in folders for p in f.iterdir() if p.is_file()]
     for (table,) in conn.execute(
         "select table_schema || '.' || table_name from information_schema.tables"
-        " where table_schema in ('raw', 'core', 'audit') and table_type = 'BASE TABLE'"
+        " where table_schema in ('stage', 'core', 'audit') and table_type = 'BASE TABLE'"
     ).fetchall():
         texts.append(
             conn.execute(f"select coalesce(string_agg(t::text, ' '), '') from {table} t").fetchone()[0]  # noqa: S608 - catalogue names
         )  # fmt: skip
+    # the files as they arrived, as text (bytea would print as hex)
+    texts += [bytes(b).decode("utf-8", "replace")
+              for (b,) in conn.execute("select bytes from audit.delivered_files")]  # fmt: skip
     return texts
 
 

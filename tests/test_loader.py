@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from audit import contract
+from audit import contract, originals
 from audit.errors import BatchRejected
 from audit.ingest import LoadSettings, ingest
 from tests.batches import base_tables, make_batch
@@ -21,12 +21,12 @@ def count(conn, table: str, where: str = "true") -> int:
 
 def loaded_nothing(conn) -> bool:
     core = sum(count(conn, f"core.{f.table}") for f in contract.FILES)
-    raw = sum(count(conn, f"raw.{f.table}") for f in contract.FILES)
-    partitions = conn.execute(
-        "select count(*) from pg_inherits i join pg_class c on c.oid = i.inhparent "
-        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'raw'"
+    originals = count(conn, "audit.delivered_files")
+    stage_tables = conn.execute(
+        "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'stage' and c.relkind = 'r'"
     ).fetchone()[0]
-    return core == 0 and raw == 0 and partitions == 0
+    return core == 0 and originals == 0 and stage_tables == 0
 
 
 def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
@@ -36,8 +36,12 @@ def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
     assert (result.rows_in, result.rows_loaded, result.rows_quarantined) == (7, 7, 0)
     assert count(conn, "core.prescriptions", "is_current") == 3
     lines = [r[0] for r in conn.execute(
-        "select line_no from raw.prescriptions order by line_no")]  # fmt: skip
+        "select line_no from core.prescriptions order by line_no")]  # fmt: skip
     assert lines == [2, 3, 4]  # the header is line 1
+    # what arrived is kept as it arrived, and the load's stage is gone
+    kept = b"".join(originals.chunks(conn, "b-001", "prescriptions.csv"))
+    assert kept == (path / "prescriptions.csv").read_bytes()
+    assert loaded_nothing(conn) is False
     row = conn.execute(
         "select days_supply, strength_mg, filled_on::text from core.prescriptions where rx_id = 'rx2'"
     ).fetchone()
@@ -221,7 +225,7 @@ def test_same_batch_twice_is_a_no_op(conn, tmp_path):
     again = ingest(conn, path)
     assert again.status == "duplicate"
     assert count(conn, "core.prescriptions") == 1
-    assert count(conn, "raw.prescriptions") == 1
+    assert count(conn, "audit.delivered_files", "file_name = 'prescriptions.csv'") == 1
     assert count(conn, "audit.deliveries", "outcome = 'duplicate'") == 1
 
 
@@ -248,7 +252,7 @@ def test_correction_replaces_the_record_and_keeps_the_old_version(conn, tmp_path
         "left join audit.batches s on s.batch_no = p.superseded_by order by b.batch_no"
     ).fetchall()
     assert rows == [("b-001", 30, False, "b-002"), ("b-002", 90, True, None)]
-    assert count(conn, "raw.prescriptions") == 2
+    assert count(conn, "audit.delivered_files", "file_name = 'prescriptions.csv'") == 2
 
 
 def test_a_rejected_batch_can_be_delivered_again_fixed(conn, tmp_path):

@@ -76,7 +76,7 @@ def test_roles_loader_reader_shared(login, tmp_path):
             "update report.reviews set note = 'changed'",
             "select * from audit.cases limit 1",
             "select * from core.patients limit 1",
-            "select * from raw.prescriptions limit 1",
+            "select * from audit.delivered_files limit 1",
             "create table report.x (a int)",
         ):
             assert _refused(reader, stmt), stmt

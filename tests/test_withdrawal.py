@@ -1,5 +1,5 @@
 """An operator withdraws a loaded batch: its records leave core, the versions
-it replaced are current again, a full audit follows, raw keeps every row, and
+it replaced are current again, a full audit follows, its files stay kept, and
 the withdrawal is logged and attributed."""
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def test_a_withdrawn_batch_leaves_core_and_a_full_audit_follows(db_url, tmp_path
     assert now == [c for c in before if c[3] == "open"]
 
     with psycopg.connect(db.to_libpq(db_url)) as conn:
-        # batch 1's versions are current again; batch 2's rows left core, not raw
+        # batch 1's versions are current again; batch 2's rows left core, and
+        # its files as they arrived are kept
         assert conn.execute(
             "select batch_no, count(*) from core.prescriptions where is_current group by 1"
         ).fetchall() == [(1, 2)]
@@ -75,8 +76,9 @@ def test_a_withdrawn_batch_leaves_core_and_a_full_audit_follows(db_url, tmp_path
             "select count(*) from core.prescriptions where batch_no = 2"
         ).fetchone() == (0,)
         assert conn.execute(
-            "select count(*) from raw.prescriptions where batch_no = 2"
-        ).fetchone() == (2,)
+            "select count(*) from audit.delivered_files where batch_no = 2"
+            " and file_name = 'prescriptions.csv'"
+        ).fetchone() == (1,)
         row = conn.execute(
             "select status, withdrawn_by, withdrawal_reason, withdrawn_db_user = current_user,"
             " withdrawn_at is not null from audit.batches where batch_id = 'b-2'"

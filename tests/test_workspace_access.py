@@ -76,7 +76,7 @@ def test_a_reviewer_sees_only_their_sites_even_by_hand_written_queries(login, wo
         for stmt in (
             "select * from audit.cases",
             "select * from core.patients",
-            "select * from raw.prescriptions",
+            "select * from audit.delivered_files",
             "select * from report.cases",
             "select * from review.reviews",
             "select * from review.users",

@@ -16,9 +16,14 @@ def column_ref(col: str, alias: str = "r") -> sql.Composable:
     return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(col))
 
 
+def stage_name(table: str, batch_no: int) -> str:
+    """The name, in schema ``stage``, of the table holding the batch's rows of
+    one file as text during its load."""
+    return f"{table}_b{batch_no:06d}"
+
+
 def staged(spec: FileSpec, batch_no: int) -> sql.Composable:
-    """The table holding the batch's rows of one file, as they arrived (text)."""
-    return sql.Identifier("raw", f"{spec.table}_p{batch_no:06d}")
+    return sql.Identifier("stage", stage_name(spec.table, batch_no))
 
 
 def typed_expr(col: Column, alias: str = "r") -> sql.Composable:

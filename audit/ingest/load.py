@@ -201,6 +201,7 @@ class Loader:
                         file=spec.file_name,
                     )
                 ledger.file_received(conn, batch_no, spec.file_name, entry.sha256, rows)
+                stage.keep_original(conn, batch_dir / spec.file_name, batch_no, spec.file_name)
                 result.rows_in += rows
                 conn.execute(sql.SQL("analyze {}").format(staged(spec, batch_no)))
 
@@ -227,6 +228,7 @@ class Loader:
                 self.settings.max_replace_fraction, self.settings.allow_replace,
             )  # fmt: skip
             age_90_plus = merge.merge_batch(conn, manifest, specs, batch_no, with_bad_rows, bound)
+            stage.drop(conn, batch_no)
 
         result.rows_loaded = result.rows_in - result.rows_quarantined
         ledger.store_validation(conn, batch_no, self.gx_results)

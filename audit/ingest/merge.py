@@ -15,7 +15,6 @@ import logging
 import psycopg
 from psycopg import sql
 
-from audit import contract
 from audit.contract import FileSpec
 from audit.ingest.fragments import kept, same_source, staged, typed_expr
 from audit.manifest import Manifest
@@ -169,20 +168,14 @@ def merge_batch(
             conn.execute(insert, bound)
     for spec in stale:  # a small batch leaves the statistics to autovacuum
         conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))
-    # Safe Harbor: the birth year of a patient 90+ at as_of is not kept in
-    # raw either (core already holds the age-90+ marker instead).
-    patients = staged(contract.FILES_BY_TABLE["patients"], batch_no)
-    cur = conn.execute(
-        sql.SQL(
-            "update {} set birth_year = null where case when birth_year ~ {} "
-            "then %s - birth_year::integer >= 90 else false end"
-        ).format(patients, sql.Literal(contract.INT_PATTERN)),
-        (year,),
-    )
-    age_90_plus = cur.rowcount
+    # Safe Harbor: how many of the batch's patients are 90+ at the newest as_of
+    # (core keeps the age-90+ marker instead of their birth year)
+    age_90_plus = conn.execute(
+        "select count(*) from core.patients where batch_no = %s and age_90_plus", (batch_no,)
+    ).fetchone()[0]
     if previous is not None and manifest.as_of.year > previous.year:
         # as_of moved to a later year: patients stored earlier who are
-        # now 90+ lose their birth year, in core and in raw
+        # now 90+ lose their birth year
         age_90_plus += reapply_age_90_plus(conn, batch_no, year)
     if touches_all:
         conn.execute("update audit.batches set touches_all = true where batch_no = %s", (batch_no,))
@@ -201,11 +194,4 @@ def reapply_age_90_plus(conn: psycopg.Connection, batch_no: int, year: int) -> i
         " select distinct %(b)s, patient_id from aged on conflict do nothing",
         {"y": year, "b": batch_no},
     ).rowcount
-    conn.execute(
-        sql.SQL(
-            "update raw.patients set birth_year = null where batch_no <> %s and"
-            " case when birth_year ~ {} then %s - birth_year::integer >= 90 else false end"
-        ).format(sql.Literal(contract.INT_PATTERN)),
-        (batch_no, year),
-    )
     return changed

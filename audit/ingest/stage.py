@@ -29,14 +29,49 @@ CHUNK = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 
 
+#: The stored original files are cut into chunks of this size.
+ORIGINAL_CHUNK = 8 << 20
+
+
+def stage_ddl(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """The stage table of one file: its CSV line and the contract's columns as
+    text (ids and trial ids in byte order, as core keeps them)."""
+    cols = [sql.SQL("line_no bigint not null default nextval('stage.line_no_seq')")]
+    for col in spec.columns:
+        collate = ' collate "C"' if col.kind in (contract.ID, contract.NCT) else ""
+        cols.append(sql.SQL("{} text" + collate).format(sql.Identifier(col.name)))
+    return sql.SQL("create unlogged table {} ({})").format(
+        staged(spec, batch_no), sql.SQL(", ").join(cols)
+    )
+
+
 def create(conn: psycopg.Connection, batch_no: int) -> None:
-    """The batch's stage: one table per file of the contract."""
+    """The batch's stage: one unlogged table per file of the contract, which
+    lives only inside the load's transaction (:func:`drop`)."""
     for spec in contract.FILES:
-        conn.execute(
-            sql.SQL("create table {} partition of {} for values in ({})").format(
-                staged(spec, batch_no), sql.Identifier("raw", spec.table), sql.Literal(batch_no)
-            )
-        )
+        conn.execute(stage_ddl(spec, batch_no))
+
+
+def drop(conn: psycopg.Connection, batch_no: int) -> None:
+    for spec in contract.FILES:
+        conn.execute(sql.SQL("drop table {}").format(staged(spec, batch_no)))
+
+
+def keep_original(conn: psycopg.Connection, path: Path, batch_no: int, file_name: str) -> None:
+    """Keep the delivered file's bytes as they arrived, in chunks PostgreSQL
+    compresses (the caller has checked its SHA-256 against the manifest)."""
+    with (
+        conn.cursor().copy(
+            "copy audit.delivered_files (batch_no, file_name, chunk_no, bytes)"
+            " from stdin with (format binary)"
+        ) as copy,
+        path.open("rb") as fh,
+    ):
+        copy.set_types(["int4", "text", "int4", "bytea"])
+        chunk_no = 0
+        while chunk := fh.read(ORIGINAL_CHUNK):
+            copy.write_row((batch_no, file_name, chunk_no, chunk))
+            chunk_no += 1
 
 
 def read_header(path: Path) -> list[str]:
@@ -186,7 +221,7 @@ def copy_file(
         "copy {} ({}) from stdin with (format csv, header true, encoding 'UTF8')"
     ).format(target, sql.SQL(", ").join(names))
 
-    conn.execute("select setval('raw.line_no_seq', 1, true)")
+    conn.execute("select setval('stage.line_no_seq', 1, true)")
     digest = hashlib.sha256()
     lines = LineScan(spec.file_name)
     cur = conn.cursor()

@@ -31,6 +31,7 @@ import psycopg
 from audit import contract
 from audit.contract import FileSpec
 from audit.db import LendableConnection
+from audit.ingest.fragments import stage_name
 from audit.ingest.rowchecks import Proven
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def suite_of(spec: FileSpec, batch_no: int | None = None) -> dict:
                    min_value=1, max_value=contract.ID_MAX_LENGTH)  # fmt: skip
     expect("expect_column_values_to_be_unique", column=spec.key)
     if spec.refers_to_patient and batch_no is not None:
-        ident = f"raw.patients_p{batch_no:06d}"  # the batch's stage of patients.csv
+        ident = "stage." + stage_name("patients", batch_no)
         expect(
             "unexpected_rows_expectation",
             description="patient_id: refers to a known patient",
@@ -190,8 +191,8 @@ def validate_with_gx(conn: psycopg.Connection, batch_no: int, specs: list[FileSp
         )
         try:
             for spec in specs:
-                table = f"{spec.table}_p{batch_no:06d}"
-                asset = ds.add_table_asset(name=spec.table, table_name=table, schema_name="raw")
+                table = stage_name(spec.table, batch_no)
+                asset = ds.add_table_asset(name=spec.table, table_name=table, schema_name="stage")
                 batch = asset.add_batch_definition_whole_table("batch").get_batch()
                 suite = to_gx(suite_of(spec, batch_no))
                 res = batch.validate(suite, result_format=RESULT_FORMAT)
