@@ -87,7 +87,7 @@ def withdraw(conn, batch_id: str, reason: str, by: str) -> dict:
     """Withdraw a loaded batch, in one transaction under the loader's lock.
 
     Its records leave ``core``; the versions it replaced become current again
-    unless a later batch replaced them too; ``raw`` keeps every row; the
+    unless a later batch replaced them too; its files stay kept as they arrived; the
     batch is marked ``withdrawn`` with who, when, why and what was done, and
     a delivery row logs it. The caller runs a full audit next (the plan sees
     the withdrawal). Returns the per-file counts.

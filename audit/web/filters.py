@@ -1,0 +1,62 @@
+"""The worklist's filters: from the query string to bound values, and the
+page of visible cases they select (filters and paging run in PostgreSQL,
+migration 0018: ``review.web_worklist`` gives a page of the visible cases'
+ids, newest first, from the case-date index; ``review.web_worklist_count``
+their count)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlencode
+
+import psycopg
+from starlette.requests import Request
+
+from audit import overview
+
+FILTERS = ("rule", "site", "prescriber", "severity", "status", "review", "quarter", "from",
+           "to", "queue")  # fmt: skip
+QUARTER = re.compile(r"\d{4}-Q[1-4]")
+
+_ARGS = ("%(rule)s, %(site)s, %(prescriber)s, %(severity)s, %(status)s, %(from)s::date,"
+         " %(to)s::date, %(review)s, %(mine)s")  # fmt: skip
+COUNT_SQL = f"select review.web_worklist_count({_ARGS}) as n"
+IDS_SQL = f"select review.web_worklist({_ARGS}, %(limit)s, %(offset)s) as case_id"
+
+
+def filters(request: Request, me: dict) -> tuple[dict, str, dict]:
+    """The worklist's filters from the query string, and their bound values.
+    ``queue=mine``: the cases whose latest assignment is to the user."""
+    q = request.query_params
+    f = {k: (q.get(k) or None) for k in FILTERS}
+    where = dict(f)
+    for k in ("from", "to"):
+        try:
+            where[k] = dt.date.fromisoformat(f[k]) if f[k] else None
+        except ValueError:
+            where[k] = f[k] = None
+    if f["quarter"] and QUARTER.fullmatch(f["quarter"]):
+        # a quarter is its case dates (within any from/to also given)
+        lo, hi = overview.quarter_bounds(f["quarter"])
+        where["from"] = max(lo, where["from"]) if where["from"] else lo
+        where["to"] = min(hi, where["to"]) if where["to"] else hi
+    else:
+        f["quarter"] = None
+    where.pop("quarter")
+    where["mine"] = me["user_name"] if f["queue"] == "mine" else None
+    query = urlencode({k: v for k, v in f.items() if v})
+    return f, query, where
+
+
+def count(conn: psycopg.Connection, where: dict) -> int:
+    return conn.execute(COUNT_SQL, where).fetchone()["n"]
+
+
+def listed(conn: psycopg.Connection, where: dict, limit: int | None, offset: int) -> list[dict]:
+    """The rows of one page (``limit`` None: all), in the worklist's order:
+    the ids from review.web_worklist, the rows from web.cases by key."""
+    ids = [r["case_id"] for r in conn.execute(IDS_SQL, {**where, "limit": limit, "offset": offset})]
+    found = {r["case_id"]: r for r in conn.execute(
+        "select * from web.cases where case_id = any(%s)", (ids,))}  # fmt: skip
+    return [found[i] for i in ids if i in found]

@@ -1,0 +1,74 @@
+"""Reviews and assignments posted on a case page."""
+
+from __future__ import annotations
+
+import psycopg
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from audit.web.guard import HEADERS
+from audit.web.session import Signed, Workspace, to_login
+
+STATUSES = ("confirmed", "justified", "false_positive", "reopened")
+MAX_NOTE = 4000  # characters of a review note (the form says so; the server holds it)
+
+
+def conflict(reviews: list[dict]) -> str | None:
+    """Reviewers whose latest dispositions disagree, unless a lead reviewed
+    after them (the lead settles it): 'alice confirmed, bob false_positive'."""
+    latest: dict[str, dict] = {}
+    for r in sorted(reviews, key=lambda r: r["review_id"]):
+        latest[r["reviewer"]] = r
+    if len({r["status"] for r in latest.values()}) < 2:
+        return None
+    newest = max(reviews, key=lambda r: r["review_id"])
+    if newest.get("reviewer_role") == "lead":
+        return None
+    return ", ".join(f"{who} {r['status']}" for who, r in sorted(latest.items()))
+
+
+def _case_action(ws: Workspace, request: Request, form, act) -> Response:
+    """A form posted on a case page: checked, done by ``act(s, case_id,
+    form)`` (None when done, else the page to show), then back to the case."""
+    case_id = request.path_params["case_id"]
+    with Signed(ws, request) as s:
+        form = s.checked_form(form)
+        if form is None:
+            return s.refused() if s.me else to_login()
+        try:
+            shown = act(s, case_id, form)
+            s.conn.commit()
+        except psycopg.errors.InsufficientPrivilege:
+            s.conn.rollback()
+            return s.refused("Only a lead assigns cases.")
+        except psycopg.errors.NoDataFound:
+            s.conn.rollback()
+            return s.page("error.html", 404, title="Not found",
+                          message="No such case at your sites, or no such reviewer there.")  # fmt: skip
+        if shown is not None:
+            return shown
+    return RedirectResponse(f"/cases/{case_id}", status_code=303, headers=HEADERS)
+
+
+def _review(s: Signed, case_id: str, form: dict) -> Response | None:
+    status, note = form.get("status", ""), form.get("note", "").strip()
+    if len(note) > MAX_NOTE:
+        return s.page("error.html", 400, title="Not recorded",
+                      message=f"A note holds at most {MAX_NOTE:,} characters.")  # fmt: skip
+    if status not in STATUSES or not note:
+        return s.page("error.html", 400, title="Not recorded",
+                      message="A review needs a disposition and a note.")  # fmt: skip
+    s.conn.execute("select review.web_review(%s, %s, %s)", (case_id, status, note))
+    return None
+
+
+def _assign(s: Signed, case_id: str, form: dict) -> None:
+    s.conn.execute("select review.web_assign(%s, %s)", (case_id, form.get("assignee", "").strip()))
+
+
+def add_review(ws: Workspace, request: Request, form=None) -> Response:
+    return _case_action(ws, request, form, _review)
+
+
+def assign(ws: Workspace, request: Request, form=None) -> Response:
+    return _case_action(ws, request, form, _assign)
