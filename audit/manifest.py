@@ -44,9 +44,6 @@ class Manifest:
     raw: dict
     content_sha256: str
 
-    def as_json(self) -> dict:
-        return self.raw
-
 
 #: The keys a manifest may hold (extract-format.md); any other key rejects it.
 MANIFEST_KEYS = frozenset(

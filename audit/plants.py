@@ -17,12 +17,13 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from audit.generate import Generator, _Patient
+    from audit.generate import Generator
+    from audit.synthetic import Patient
 
 _D = dt.timedelta
 
 
-def plant(gen: Generator, p: _Patient, index: dt.date, birth: int | str) -> None:
+def plant(gen: Generator, p: Patient, index: dt.date, birth: int | str) -> None:
     """Maybe plant one 2027.2 situation for a cohort patient (about 7 in 100)."""
     rng = gen.rng2
     saved, p.rng = p.rng, rng
@@ -32,7 +33,7 @@ def plant(gen: Generator, p: _Patient, index: dt.date, birth: int | str) -> None
         p.rng = saved
 
 
-def _plant(gen: Generator, p: _Patient, index: dt.date, birth, r: float) -> None:
+def _plant(gen: Generator, p: Patient, index: dt.date, birth, r: float) -> None:
     rng = gen.rng2
 
     def day(a: int, b: int) -> dt.date:

@@ -323,7 +323,7 @@ def test_counseling_outside_mental_health_is_not_psychotherapy(tmp_path):
 
 @pytest.mark.unit
 def test_an_oversized_resource_or_bundle_is_refused(tmp_path, monkeypatch):
-    from audit.adapters import fhir
+    from audit.adapters import fhir_read as fhir
 
     monkeypatch.setattr(fhir, "MAX_LINE_CHARS", 1000)
     monkeypatch.setattr(fhir, "MAX_BUNDLE_BYTES", 1000)

@@ -6,6 +6,7 @@ source has one ingestion path and an auditable intermediate. Adapters stream:
 they hold lookup tables (concepts, patient tokens) but never a whole table.
 """
 
-from audit.adapters.common import ConversionReport, Tokenizer, convert
+from audit.adapters.common import Tokenizer
+from audit.adapters.dispatch import convert
 
-__all__ = ["ConversionReport", "Tokenizer", "convert"]
+__all__ = ["Tokenizer", "convert"]

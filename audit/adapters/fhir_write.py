@@ -17,7 +17,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from audit.adapters import fhir
+from audit.adapters import fhir_values as fhir
 from audit.errors import UsageError
 
 _GENDER = {"F": "female", "M": "male", "X": "other", "U": "unknown"}

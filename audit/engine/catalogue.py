@@ -35,7 +35,6 @@ CASE_COLUMNS = (
     "case_id", "rule_id", "severity", "status", "patient_id", "site_id",
     "prescriber_id", "case_date", "summary", "evidence",
 )  # fmt: skip
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 #: Parameters the engine binds itself (not policy settings).
 ENGINE_PARAMETERS = frozenset({"as_of", "run_id", "history_start", "incremental"})
 #: Models built after the rules (they read the run's cases).
