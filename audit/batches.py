@@ -86,8 +86,9 @@ def print_batch(batch: dict, out: TextIO) -> None:
 def withdraw(conn, batch_id: str, reason: str, by: str) -> dict:
     """Withdraw a loaded batch, in one transaction under the loader's lock.
 
-    Its records leave ``core``; the versions it replaced become current again
-    unless a later batch replaced them too; its files stay kept as they arrived; the
+    Its records leave ``core``; the versions it replaced take their place
+    (current again, or superseded by what superseded the withdrawn version);
+    its files stay kept as they arrived; the
     batch is marked ``withdrawn`` with who, when, why and what was done, and
     a delivery row logs it. The caller runs a full audit next (the plan sees
     the withdrawal). Returns the per-file counts.
@@ -115,27 +116,32 @@ def withdraw(conn, batch_id: str, reason: str, by: str) -> dict:
             table = sql.Identifier("core", spec.table)
             key = sql.Identifier(spec.key)
             same = sql.SQL("w.source is not distinct from c.source" if spec.per_source else "true")
-            # the versions to make current again: those the batch's current
-            # versions replaced (found before its rows leave, made current after)
+            # the versions the batch replaced take its place in the history:
+            # each is superseded by what superseded the withdrawn version, or
+            # current again when that version was current. Withdrawals in
+            # any order thus leave the versions a load without them would.
             conn.execute(
                 sql.SQL(
-                    "create temp table _rxaudit_restore on commit drop as"
-                    " select c.batch_no, c.line_no from {t} as c join {t} as w on w.{k} = c.{k}"
-                    " and {same} where c.superseded_by = %(b)s and w.batch_no = %(b)s"
-                    " and w.is_current"
-                ).format(t=table, k=key, same=same),
+                    "create temp table _rxaudit_withdrawn on commit drop as"
+                    " select {k}, {src} as source, superseded_by from {t} where batch_no = %(b)s"
+                ).format(
+                    t=table, k=key, src=sql.SQL("source" if spec.per_source else "null::text")
+                ),
                 {"b": batch_no},
             )
             removed = conn.execute(
                 sql.SQL("delete from {t} where batch_no = %(b)s").format(t=table), {"b": batch_no}
             ).rowcount
-            restored = conn.execute(
+            restored = sum(current for (current,) in conn.execute(
                 sql.SQL(
-                    "update {t} as c set is_current = true, superseded_by = null"
-                    " from _rxaudit_restore as r where c.batch_no = r.batch_no and c.line_no = r.line_no"
-                ).format(t=table)
-            ).rowcount
-            conn.execute("drop table _rxaudit_restore")
+                    "update {t} as c set superseded_by = w.superseded_by,"
+                    " is_current = w.superseded_by is null"
+                    " from _rxaudit_withdrawn as w where w.{k} = c.{k} and {same}"
+                    " and c.superseded_by = %(b)s returning c.is_current"
+                ).format(t=table, k=key, same=same),
+                {"b": batch_no},
+            ))  # fmt: skip
+            conn.execute("drop table _rxaudit_withdrawn")
             if removed or restored:
                 done.append({"file": spec.file_name, "removed": removed, "restored": restored})
         conn.execute(

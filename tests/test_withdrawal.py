@@ -108,3 +108,56 @@ def test_withdrawal_needs_a_loaded_batch_a_reason_and_a_name(db_url, tmp_path, c
     assert main(["batch", "withdraw", "b-1", "--reason", "r", "--by", "y", "--out", str(out)]) == 0
     assert main(["batch", "withdraw", "b-1", "--reason", "r", "--by", "y", "--out", str(out)]) == 2
     assert "is withdrawn, not loaded" in capsys.readouterr().err
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("seed, order", [
+    (0, ("C1", "C2")), (1, ("C2", "C1")), (2, ("C3", "C1", "C2")), (3, ("B0",)),
+    *((seed, None) for seed in range(4, 10)),
+])  # fmt: skip
+def test_withdrawals_in_any_order_leave_what_a_load_without_them_would(
+    conn, tmp_path, seed, order
+):
+    """B0, then C1, C2 and C3 correcting the same fills: withdrawing any of
+    them, in any order, leaves each fill's versions chained as if the
+    withdrawn batches had never been loaded."""
+    import random
+
+    from audit.batches import withdraw
+    from audit.ingest import LoadSettings, ingest
+    from tests.batches import base_tables, make_batch
+
+    rng = random.Random(seed)
+    names = ["B0", "C1", "C2", "C3"]
+    days = {"B0": "30", "C1": "60", "C2": "90", "C3": "45"}
+    held: dict[str, set[str]] = {}
+    for i, name in enumerate(names):
+        tables = base_tables(n_rx=12)
+        if name != "B0":
+            tables = {"prescriptions": [r for r in tables["prescriptions"]
+                                        if rng.random() < 0.7 or r["rx_id"] == "rx1"]}  # fmt: skip
+        for r in tables["prescriptions"]:
+            r["days_supply"] = days[name]
+        held[name] = {r["rx_id"] for r in tables["prescriptions"]}
+        ingest(conn, make_batch(tmp_path, name, tables, created_at=f"2026-01-0{i + 1}T02:00:00Z"),
+               LoadSettings(allow_replace=True))  # fmt: skip
+    gone = list(order) if order else rng.sample(names, rng.randint(1, 4))
+    for name in gone:
+        withdraw(conn, name, "test", "tester")
+    kept = [n for n in names if n not in gone]
+    want = {}
+    for rx in held["B0"]:
+        chain = [n for n in kept if rx in held[n]]
+        if not chain:
+            continue
+        for before, after in zip(chain, [*chain[1:], None], strict=True):
+            want[(rx, before)] = (after is None, after)
+    got = {
+        (rx, b): (current, s)
+        for rx, b, current, s in conn.execute(
+            "select p.rx_id, b.batch_id, p.is_current, s.batch_id from core.prescriptions p"
+            " join audit.batches b on b.batch_no = p.batch_no"
+            " left join audit.batches s on s.batch_no = p.superseded_by"
+        )
+    }
+    assert got == want, (gone, held)
