@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,12 @@ def parse_manifest(data: bytes) -> Manifest:
     source = doc.get("source")
     if source is not None and (not isinstance(source, str) or len(source) > 200):
         raise _reject("'source' must be a short text", column="source")
+    if source is not None:
+        # one source, one name: NFKC, surrounding and repeated spaces gone
+        # (the manifest as delivered is kept); case is compared at the load
+        source = " ".join(unicodedata.normalize("NFKC", source).split()) or None
+        if source and any(unicodedata.category(ch)[0] == "C" for ch in source):
+            raise _reject("'source' holds a control or format character", column="source")
     if source is not None:
         kind = guard.value_kind(source)
         if kind:

@@ -124,3 +124,80 @@ def test_a_few_corrections_of_a_small_extract_pass_the_guard(conn, tmp_path):
     ingest(conn, make_batch(tmp_path, "b-1", tables=base_tables(n_rx=3)), NO_GX)
     fix = base_tables(n_rx=3)  # every record again (100%), but only a few
     assert ingest(conn, make_batch(tmp_path, "b-2", tables=fix), NO_GX).status == "loaded"
+
+
+# -- hardening round 3: replacements that add up, demographics, source names ----
+
+
+def _fills(n: int, days: str = "30") -> dict:
+    tables = base_tables(n_rx=n)
+    for r in tables["prescriptions"]:
+        r["days_supply"] = days
+    return tables
+
+
+def test_small_batches_that_add_up_to_a_mass_replacement_are_refused(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "b-0", tables=_fills(300), source="north"), NO_GX)
+    refused = None
+    for i in range(1, 10):  # each batch replaces 18 of the 300 fills (6%)
+        fix = _fills(300, "60")
+        fix = {"prescriptions": fix["prescriptions"][(i - 1) * 18 : i * 18]}
+        try:
+            ingest(conn, make_batch(tmp_path, f"b-{i}", tables=fix, source="north",
+                                    created_at=f"2026-01-0{i}T03:00:00Z"), NO_GX)  # fmt: skip
+        except BatchRejected as exc:
+            refused = (i, str(exc))
+            break
+    assert refused is not None and refused[0] == 2, refused
+    assert "with the 18 this source's batches of the last 30 days replaced, 12.0%" in refused[1]
+    replaced = conn.execute(
+        "select count(*) from core.prescriptions where not is_current"
+    ).fetchone()[0]
+    assert replaced == 18  # the first correction only
+    # a deliberate correction still goes through, and is left out of the window
+    fix = {"prescriptions": _fills(300, "60")["prescriptions"][18:36]}
+    ingest(conn, make_batch(tmp_path, "b-ok", tables=fix, source="north"),
+           LoadSettings(allow_replace=True))  # fmt: skip
+
+
+def test_a_90_plus_patient_re_sent_younger_is_refused(conn, tmp_path):
+    tables = base_tables()
+    tables["patients"][0]["birth_year"] = 1930  # 95 at 2025: stored as 90+
+    ingest(conn, make_batch(tmp_path, "b-1", tables=tables, source="north"), NO_GX)
+    again = {"patients": [dict(tables["patients"][0], birth_year=1980)]}
+    with pytest.raises(BatchRejected, match="would change the birth year or sex of 1 patient"):
+        ingest(conn, make_batch(tmp_path, "b-2", tables=again, source="north"), NO_GX)
+    same = {"patients": [dict(tables["patients"][0], birth_year=1931)]}  # still 90+
+    assert ingest(conn, make_batch(tmp_path, "b-3", tables=same, source="north"), NO_GX).status == (
+        "loaded"
+    )
+
+
+def test_another_source_may_not_give_a_patient_another_birth_year_or_sex(conn, tmp_path):
+    ingest(conn, make_batch(tmp_path, "n-1", tables=base_tables(), source="north"), NO_GX)
+    other = {"patients": [{"patient_id": "p1", "birth_year": 1950, "sex": "M", "site_id": "x"}]}
+    with pytest.raises(BatchRejected, match="birth year or sex of 1 patient"):
+        ingest(conn, make_batch(tmp_path, "s-1", tables=other, source="south"), NO_GX)
+    agrees = {"patients": [{"patient_id": "p1", "birth_year": 1980, "sex": "F", "site_id": "x"}]}
+    assert ingest(conn, make_batch(tmp_path, "s-2", tables=agrees, source="south"),
+                  NO_GX).status == "loaded"  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", ["north ", " north", "North", "NORTH", "no\u00a0rth"])
+def test_a_source_name_is_one_name(conn, tmp_path, spelling):
+    ingest(conn, make_batch(tmp_path, "b-1", tables=base_tables(), source="north"), NO_GX)
+    fix = {"prescriptions": _fills(1, "60")["prescriptions"]}
+    path = make_batch(tmp_path, "b-2", tables=fix, source=spelling)
+    if spelling.strip() == "north":  # spaces around it are not part of a name
+        assert ingest(conn, path, NO_GX).status == "loaded"
+        assert conn.execute(
+            "select source, days_supply from core.prescriptions where is_current"
+        ).fetchall() == [("north", 60)]
+    elif spelling.lower() == "north":
+        with pytest.raises(BatchRejected, match="differs only by case from the loaded source"):
+            ingest(conn, path, NO_GX)
+    else:  # a no-break space inside is a space: another name, never a crash
+        assert ingest(conn, path, NO_GX).status == "loaded"
+        assert conn.execute("select count(distinct source) from core.prescriptions").fetchone() == (
+            2,
+        )

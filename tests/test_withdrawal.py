@@ -115,9 +115,7 @@ def test_withdrawal_needs_a_loaded_batch_a_reason_and_a_name(db_url, tmp_path, c
     (0, ("C1", "C2")), (1, ("C2", "C1")), (2, ("C3", "C1", "C2")), (3, ("B0",)),
     *((seed, None) for seed in range(4, 10)),
 ])  # fmt: skip
-def test_withdrawals_in_any_order_leave_what_a_load_without_them_would(
-    conn, tmp_path, seed, order
-):
+def test_withdrawals_in_any_order_leave_what_a_load_without_them_would(conn, tmp_path, seed, order):
     """B0, then C1, C2 and C3 correcting the same fills: withdrawing any of
     them, in any order, leaves each fill's versions chained as if the
     withdrawn batches had never been loaded."""

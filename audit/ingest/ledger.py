@@ -55,6 +55,26 @@ def earlier(conn: psycopg.Connection, manifest: Manifest) -> int | None:
     return None
 
 
+def same_source_name(conn: psycopg.Connection, manifest: Manifest) -> None:
+    """Refuse a source name that differs from a loaded source's only by case:
+    records are keyed by source, so ``North`` and ``north`` would split one
+    source's history in two."""
+    if not manifest.source:
+        return
+    other = conn.execute(
+        "select source from audit.batches where status in ('loaded', 'withdrawn')"
+        " and lower(source) = lower(%s) and source <> %s limit 1",
+        (manifest.source, manifest.source),
+    ).fetchone()
+    if other:
+        raise BatchRejected(
+            f"source {manifest.source!r} differs only by case from the loaded source"
+            f" {other[0]!r}: send the same source name",
+            file="manifest.json",
+            column="source",
+        )
+
+
 def register(conn: psycopg.Connection, manifest: Manifest) -> int:
     return conn.execute(
         "insert into audit.batches (batch_id, source, schema_version, as_of, history_from,"

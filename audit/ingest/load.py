@@ -142,6 +142,7 @@ class Loader:
                     result.status = "duplicate"
                     result.batch_no = duplicate_of
                     return result
+                ledger.same_source_name(self.conn, manifest)
                 result.batch_no = ledger.register(self.conn, manifest)
                 self._load(batch_dir, manifest, result.batch_no, result, timer)
                 ledger.delivery(
@@ -226,6 +227,7 @@ class Loader:
             result.replacements = replace.guard_replacements(
                 conn, specs, batch_no, with_bad_rows, bound,
                 self.settings.max_replace_fraction, self.settings.allow_replace,
+                merge.safe_harbor_year(conn, manifest, batch_no)[0],
             )  # fmt: skip
             age_90_plus = merge.merge_batch(conn, manifest, specs, batch_no, with_bad_rows, bound)
             stage.drop(conn, batch_no)
