@@ -119,7 +119,9 @@ def parse_manifest(data: bytes) -> Manifest:
     except _RepeatedKey as exc:
         # e.g. a file listed twice with two checksums: JSON keeps the last
         # silently, so which one is meant is not known.
-        raise _reject(f"a key appears twice in one object ({exc.where})") from None
+        rejected = _reject(f"a key appears twice in one object ({exc.where})")
+        batch_id = _batch_id_of(text)
+        raise (rejected.with_batch(batch_id) if batch_id else rejected) from None
     if not isinstance(doc, dict):
         raise _reject("manifest must be a JSON object")
     unknown = sorted(k for k in doc if k not in MANIFEST_KEYS)
@@ -138,6 +140,30 @@ def parse_manifest(data: bytes) -> Manifest:
     if kind := guard.value_kind(batch_id):
         # the batch id is printed in every report and message: it is guarded too
         raise _reject(f"'batch_id' looks like {kind} (de-identification guard)", column="batch_id")
+    try:
+        return _parse_rest(doc, batch_id)
+    except BatchRejected as exc:
+        # every refusal of a readable batch id is recorded under that id
+        raise exc.with_batch(batch_id) from None
+
+
+def _batch_id_of(text: str) -> str | None:
+    """The manifest's batch id when it is readable and well formed, else None."""
+    from audit import guard
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    batch_id = doc.get("batch_id") if isinstance(doc, dict) else None
+    if not isinstance(batch_id, str) or not re.fullmatch(contract.BATCH_ID_PATTERN, batch_id):
+        return None
+    return None if guard.value_kind(batch_id) else batch_id
+
+
+def _parse_rest(doc: dict, batch_id: str) -> Manifest:
+    from audit import guard
+
     version = doc.get("schema_version")
     if not isinstance(version, str) or version not in contract.SCHEMA_VERSIONS:
         known = ", ".join(sorted(contract.SCHEMA_VERSIONS))

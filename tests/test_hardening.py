@@ -159,3 +159,43 @@ def test_an_empty_batch_moves_no_history_start(conn, tmp_path):
     ingest(conn, make_batch(tmp_path, "b-002", tables=empty, history_from="1900-01-01"),
            LoadSettings())  # fmt: skip
     assert str(rules.history_start(conn, dt.date(2025, 12, 31))) == "2015-01-01"
+
+
+@pytest.mark.db
+def test_age_90_plus_is_re_applied_by_a_later_batch_without_patients(conn, tmp_path):
+    tables = base_tables()
+    tables["patients"][0]["birth_year"] = 1936  # 89 at 2025, 90 at 2026
+    ingest(conn, make_batch(tmp_path, "b-1", tables=tables), LoadSettings())
+    later = {"prescriptions": base_tables(n_rx=2)["prescriptions"][1:]}
+    later["prescriptions"][0]["filled_on"] = "2026-06-10"
+    ingest(conn, make_batch(tmp_path, "b-2", tables=later, as_of="2026-06-30",
+                            created_at="2026-07-01T02:00:00Z"), LoadSettings())  # fmt: skip
+    assert conn.execute(
+        "select birth_year, age_90_plus from core.patients where patient_id = 'p1'"
+    ).fetchone() == (None, True)
+
+
+@pytest.mark.db
+def test_validation_and_quarantine_records_keep_no_offending_value(conn, tmp_path):
+    """A bad value may be an identifier the guard did not recognise: results,
+    quarantine records and the ledger keep reason, file, line and column only."""
+    tables = base_tables(n_rx=5)
+    rx = tables["prescriptions"]
+    rx[0]["strength_mg"] = "Infinity"
+    rx[1]["filled_on"] = "2026-02-30"
+    rx[2]["filled_on"] = "9999-12-31"
+    rx[3]["days_supply"] = "1e400"
+    tables["diagnoses"][0]["diagnosed_on"] = "2025-13-01"
+    ingest(conn, make_batch(tmp_path, tables=tables), LoadSettings(max_quarantine_fraction=1.0))
+    dumps = [
+        conn.execute("select coalesce(string_agg(t::text, ' '), '') from audit.validation_results t")
+        .fetchone()[0],
+        conn.execute("select coalesce(string_agg(t::text, ' '), '') from audit.quarantine t")
+        .fetchone()[0],
+        conn.execute("select coalesce(string_agg(t::text, ' '), '') from audit.batches t")
+        .fetchone()[0],
+    ]  # fmt: skip
+    assert conn.execute("select count(*) from audit.quarantine").fetchone()[0] == 5
+    for value in ("Infinity", "2026-02-30", "9999-12-31", "1e400", "2025-13-01"):
+        for dump in dumps:
+            assert value not in dump

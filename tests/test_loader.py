@@ -129,6 +129,19 @@ def _huge_manifest(path):
     (path / "manifest.json").write_text('{"pad": "' + "x" * (2 << 20) + '"}')
 
 
+def _file_listed_twice(path):
+    text = (path / "manifest.json").read_text()
+    entry = '"prescriptions.csv": {'
+    twice = entry.replace("{", '{"sha256": "' + "0" * 64 + '", "rows": 1}, ' + entry[:-1] + "{")
+    (path / "manifest.json").write_text(text.replace(entry, twice, 1))
+
+
+def _absolute_path(path):
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["files"]["/etc/passwd"] = doc["files"]["patients.csv"]
+    (path / "manifest.json").write_text(json.dumps(doc))
+
+
 MANIFEST_FAULTS = {
     "checksum": (_corrupt_checksum, "prescriptions.csv: SHA-256 differs from the manifest"),
     "row count": (_wrong_rows, "patients.csv: row count 2 differs from the manifest's 3"),
@@ -141,7 +154,11 @@ MANIFEST_FAULTS = {
     "file name traversal": (_traversal_file_name, "lists a file that is not part of the extract"),
     "required file": (_required_not_listed, "required file diagnoses.csv is not listed"),
     "huge manifest": (_huge_manifest, "manifest larger than"),
+    "file listed twice": (_file_listed_twice, "a key appears twice in one object"),
+    "absolute path": (_absolute_path, "lists a file that is not part of the extract"),
 }
+#: Faults after which the manifest's batch id cannot be read.
+NO_BATCH_ID = {"not json", "no manifest", "batch_id traversal", "huge manifest"}
 
 
 @pytest.mark.parametrize("fault", MANIFEST_FAULTS, ids=list(MANIFEST_FAULTS))
@@ -153,6 +170,10 @@ def test_manifest_faults_reject_the_whole_batch(conn, tmp_path, fault):
         ingest(conn, path)
     assert message in str(info.value)
     assert loaded_nothing(conn)
+    # every delivery attempt is recorded, under its batch id when it is readable
+    attempts = conn.execute("select batch_id, outcome, reason from audit.deliveries").fetchall()
+    assert len(attempts) == 1 and attempts[0][1] == "rejected" and message in attempts[0][2]
+    assert attempts[0][0] == ("(unreadable manifest)" if fault in NO_BATCH_ID else "b-001")
 
 
 def test_checksum_rejection_is_recorded_with_its_reason(conn, tmp_path):
