@@ -9,7 +9,6 @@ commits, into ``DIR/<run_id>/``, and ``DIR/latest`` then points at them.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import shutil
@@ -24,6 +23,7 @@ from audit import __version__, db, measures, policy, reports, rules
 from audit.errors import BatchRejected, RxauditError
 from audit.ingest import LoadSettings
 from audit.ingest.load import Loader
+from audit.outdir import clear_leftovers, move_into_place, point_latest, write_json
 
 
 class ReportFailed(RxauditError):
@@ -33,21 +33,6 @@ class ReportFailed(RxauditError):
 def new_run_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def point_latest(out: Path, run_dir: Path) -> None:
-    """Atomically make ``out/latest`` a symlink to ``run_dir``."""
-    tmp = out / f".latest-{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(run_dir.name, target_is_directory=True)
-    os.replace(tmp, out / "latest")
-
-
-def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def ingest_batches(
@@ -265,6 +250,7 @@ def report(
             summary = latest
         run_id = summary["run_id"]
         out.mkdir(parents=True, exist_ok=True)
+        clear_leftovers(out, progress)
         # The folder is written under a temporary name and renamed into place
         # with run.json in it: a killed writer leaves no half folder behind.
         work = out / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -282,26 +268,9 @@ def report(
     run_dir = out / run_id
     summary["report_dir"] = str(run_dir)
     write_json(work / "run.json", {k: v for k, v in summary.items() if k != "report_dir"})
-    _move_into_place(work, run_dir)
+    move_into_place(work, run_dir)
     point_latest(out, run_dir)
     return summary
-
-
-def _move_into_place(work: Path, run_dir: Path) -> None:
-    """Rename the finished folder to ``run_dir``. A complete folder of the
-    same run written meanwhile (two writers of one run) is kept; a folder
-    without run.json (left by an older, killed writer) is set aside."""
-    try:
-        os.rename(work, run_dir)
-        return
-    except OSError:
-        if not run_dir.exists():
-            raise
-    if (run_dir / "run.json").is_file():
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    os.rename(run_dir, run_dir.with_name(f".{run_dir.name}.incomplete-{secrets.token_hex(3)}"))
-    os.rename(work, run_dir)
 
 
 def latest_summary(conn: psycopg.Connection) -> dict | None:

@@ -199,3 +199,37 @@ def test_validation_and_quarantine_records_keep_no_offending_value(conn, tmp_pat
     for value in ("Infinity", "2026-02-30", "9999-12-31", "1e400", "2025-13-01"):
         for dump in dumps:
             assert value not in dump
+
+
+@pytest.mark.db
+def test_the_next_run_removes_what_a_killed_run_left_in_out(db_url, tmp_path, capsys):
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / ".20260101T000000Z-deadbeef.99999999.0123abcd.tmp"  # no such process
+    dead.mkdir()
+    (dead / "flagged_cases.csv").write_text("half written")
+    (out / ".latest-99999999").symlink_to("nowhere")
+    live = out / f".20260101T000000Z-cafe.{os.getppid()}.0123abcd.tmp"  # a live writer's
+    live.mkdir()
+    assert main(["--quiet", "run", str(make_batch(tmp_path)), "--out", str(out)]) == 0
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert left == [live.name]
+
+
+@pytest.mark.db
+def test_a_database_lost_mid_load_is_exit_4_naming_the_database(db_url, tmp_path, monkeypatch,
+                                                                capsys):  # fmt: skip
+    from audit import db
+    from audit.ingest import compile
+
+    def lost(conn, *args, **kwargs):  # the server ends the session during validation
+        conn.execute("select pg_terminate_backend(pg_backend_pid())")
+
+    monkeypatch.setattr(compile, "validate_batch", lost)
+    code = main(["--quiet", "run", str(make_batch(tmp_path)), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert f"lost the connection to the database at {db.describe(db_url)}" in err
+    assert "password" not in err and "internal error" not in err

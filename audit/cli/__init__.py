@@ -23,6 +23,16 @@ def psycopg_operational() -> type[Exception]:
     return psycopg.OperationalError
 
 
+def _where() -> str:
+    """The database in use, as host:port/dbname (never a password)."""
+    import os
+
+    from audit import db
+
+    url = os.environ.get("DATABASE_URL")
+    return db.describe(url) if url else f"the embedded server in {db.home_dir()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -38,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg_operational() as exc:  # the database went away mid-run
         if args.debug:
             traceback.print_exc()
-        print(f"rxaudit: lost the connection to the database ({type(exc).__name__})",
-              file=sys.stderr)  # fmt: skip
+        print(f"rxaudit: lost the connection to the database at {_where()}"
+              f" ({type(exc).__name__}): what it was doing was rolled back;"
+              " run the command again when the database is back", file=sys.stderr)  # fmt: skip
         return 4
     except RxauditError as exc:  # BatchRejected among them
         if args.debug:
