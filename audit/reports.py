@@ -273,6 +273,17 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         f"<p>Drug names recognised only after Unicode normalisation (NFKC, hidden format"
         f" characters such as zero-width spaces removed): <b>{normalised:,}</b>.</p>"
     )
+    codes = conn.execute(
+        "select count(*) filter (where code <> audit.clean_code(code)),"
+        " count(*) filter (where audit.clean_code(code) !~ '^[A-Za-z0-9.-]*$')"
+        " from core.diagnoses where is_current"
+    ).fetchone()
+    out.append(
+        f"<p>Diagnosis codes read after the same normalisation (full-width characters,"
+        f" spaces and hidden characters): <b>{codes[0]:,}</b>; codes that still hold a"
+        f" character outside A-Z a-z 0-9 . - (kept, and matched as they are):"
+        f" <b>{codes[1]:,}</b>.</p>"
+    )
     _line_table(
         out, "Days supply disagrees with the dose", mismatches,
         "Fills of cohort patients whose <code>days_supply</code> differs from the supply"

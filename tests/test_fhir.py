@@ -427,3 +427,54 @@ def test_run_from_fhir_leaves_no_converted_batch_and_no_90_plus_birth_year(
     _, report = convert("fhir", src, tmp_path / "batch", dt.date(2025, 12, 31))
     years = {r["birth_year"] for r in rows(tmp_path / "batch" / "patients.csv")}
     assert years == {"1980", "1935"} and report.notes["age_90_plus"]["patients"] == 1
+
+
+@pytest.mark.parametrize("system, code", [
+    ("http://hl7.org/fhir/sid/icd-10-cm", "F43.1\u200b0"),  # a zero-width space inside
+    ("http://hl7.org/fhir/sid/icd-10-cm", "\uff26\uff14\uff13.\uff11\uff10"),  # full width
+    ("http://snomed.info/sct", "47505003\u00a0"),  # a no-break space after
+])  # fmt: skip
+def test_odd_characters_in_a_diagnosis_code_keep_the_patient_in_the_cohort(
+    db_url, tmp_path, system, code
+):
+    """Hardening 3, finding 10: a PTSD code written with invisible or
+    full-width characters still puts the patient in the cohort."""
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                 "onsetDateTime": "2025-01-05", "code": {"coding": [{"system": system,
+                                                                     "code": code}]}}  # fmt: skip
+    alprazolam = [
+        {**DISPENSE, "id": f"d{i}", "whenHandedOver": f"2025-0{i + 2}-01", "medicationCodeableConcept":
+         {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "308047",
+                      "display": "alprazolam 0.5 MG Oral Tablet"}]}}
+        for i in range(3)
+    ]  # fmt: skip
+    src = _bulk(tmp_path, [PATIENT], Condition=[condition], MedicationDispense=alprazolam)
+    out = tmp_path / "out"
+    assert main(["--quiet", "run", "--from", "fhir", str(src), "--as-of", "2025-12-31",
+                 "--out", str(out)]) == 0  # fmt: skip
+    with (out / "latest" / "flagged_cases.csv").open() as fh:
+        rules = {r["rule_id"] for r in csv.DictReader(fh)}
+    assert "BZD-PTSD" in rules
+    # the conversion writes the code as meant, and says it normalised one
+    _, report = convert("fhir", src, tmp_path / "batch", dt.date(2025, 12, 31))
+    written = [r["code"] for r in rows(tmp_path / "batch" / "diagnoses.csv")]
+    assert written == ["47505003" if "sct" in system else "F43.10"]
+    assert report.notes["diagnosis codes normalised"] == 1
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("code", ["F43.1\u200b0", "\uff26\uff14\uff13.\uff11\uff10", "f43.10 "])
+def test_odd_characters_in_a_native_diagnosis_code_are_read_as_the_code(conn, tmp_path, code):
+    from audit import policy
+    from audit.ingest import ingest
+    from tests.batches import base_tables, make_batch
+
+    tables = base_tables()
+    tables["diagnoses"][0]["code"] = code
+    ingest(conn, make_batch(tmp_path, tables=tables))
+    params = policy.load().params()
+    got = conn.execute(
+        "select audit.icd(code) = any(%(ptsd_icd10cm)s::text[]) from core.diagnoses",
+        {"ptsd_icd10cm": params["ptsd_icd10cm"]},
+    ).fetchall()
+    assert got == [(True,)]

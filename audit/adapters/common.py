@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,9 +67,28 @@ def parse_date(value: str | None) -> dt.date | None:
         return None
 
 
+#: Format characters (zero-width spaces and joiners, soft hyphen, BOM,
+#: direction marks): never part of a code.
+_FORMAT = re.compile(
+    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+#: What a clean code may hold.
+CODE_CHARS = re.compile(r"^[A-Za-z0-9.\-]*$")
+
+
+def normal_code(value: object) -> str:
+    """A code as the source meant it: NFKC (full-width letters and digits
+    become ASCII), format characters and every kind of space removed (the
+    audit's SQL reads codes the same way, ``audit.clean_code``)."""
+    text = "" if value is None else str(value)
+    if text.isascii() and " " not in text and "\t" not in text:
+        return text
+    return "".join(unicodedata.normalize("NFKC", _FORMAT.sub("", text)).split())
+
+
 def clean_code(value: str | None) -> str:
-    """Source codes, without pandas' float artefact ("47505003.0")."""
-    value = (value or "").strip()
+    """Source codes, normalised, without pandas' float artefact ("47505003.0")."""
+    value = normal_code((value or "").strip())
     return value[:-2] if re.fullmatch(r"\d+\.0", value) else value
 
 

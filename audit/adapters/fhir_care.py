@@ -9,8 +9,10 @@ import re
 
 from audit import contract
 from audit.adapters.common import (
+    CODE_CHARS,
     PSYCHOTHERAPY_CPT,
     modality_of,
+    normal_code,
 )
 from audit.adapters.fhir_values import (
     CPT,
@@ -130,6 +132,13 @@ class Care:
             for system, native in ((ICD10CM, "ICD10CM"), (SNOMED, "SNOMED")):
                 code = code_in(concept, system)
                 if code:
+                    clean = normal_code(code)
+                    if clean != code:  # full-width, spaces, invisible characters
+                        self.counts["diagnosis codes normalised"] += 1
+                        code = clean
+                    if not CODE_CHARS.fullmatch(code):  # kept, and said
+                        self.counts["diagnosis codes with characters outside A-Z a-z 0-9 . -"
+                                    " (kept as sent)"] += 1  # fmt: skip
                     self.w.add("diagnoses", {
                         "diagnosis_id": self.tokens("dx", c.get("id"), native),
                         "patient_id": self.tokens("pt", pid), "code_system": native,

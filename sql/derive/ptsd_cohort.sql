@@ -19,7 +19,7 @@ with ptsd_diagnoses as (
       and (not %(incremental)s::boolean or d.patient_id in (select t.patient_id from rx_touched as t))
       and (
           (d.code_system = 'ICD10CM' and audit.icd(d.code) = any(%(ptsd_icd10cm)s::text[]))
-          or (d.code_system = 'SNOMED' and d.code = any(%(ptsd_snomed)s::text[]))
+          or (d.code_system = 'SNOMED' and audit.clean_code(d.code) = any(%(ptsd_snomed)s::text[]))
       )
 ),
 

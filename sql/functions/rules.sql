@@ -37,10 +37,22 @@ language sql immutable parallel safe as $$
   from unnest(ids) with ordinality as u(id, ord)
 $$;
 
--- An ICD-10-CM code as the policy's lists hold it: no dot, upper case.
+-- A code as the source meant it: NFKC (full-width letters and digits become
+-- ASCII), format characters (zero-width spaces, joiners, BOM) and every kind
+-- of space removed. An ASCII code without spaces is returned as it is.
+create or replace function audit.clean_code(code text) returns text
+language sql immutable parallel safe as $$
+  select case when code ~ '[^\x21-\x7e]'
+    then regexp_replace(normalize(regexp_replace(code,
+      '[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]', '', 'g'),
+      NFKC), '[[:space:]\u00a0\u2000-\u200a\u202f\u205f\u3000]', '', 'g')
+    else code end
+$$;
+
+-- An ICD-10-CM code as the policy's lists hold it: cleaned, no dot, upper case.
 create or replace function audit.icd(code text) returns text
 language sql immutable parallel safe as $$
-  select upper(replace(code, '.', ''))
+  select upper(replace(audit.clean_code(code), '.', ''))
 $$;
 
 -- Whether a (normalised) code starts with one of the prefixes.

@@ -56,10 +56,10 @@ exclusions as (
             d.diagnosed_on,
             case when d.code_system = 'ICD10CM'
                  then audit.has_prefix(audit.icd(d.code), %(withdrawal_icd10cm_prefixes)s::text[])
-                 else d.code = any(%(withdrawal_snomed)s::text[]) end as withdrawal,
+                 else audit.clean_code(d.code) = any(%(withdrawal_snomed)s::text[]) end as withdrawal,
             case when d.code_system = 'ICD10CM'
                  then audit.has_prefix(audit.icd(d.code), %(chronic_icd10cm_prefixes)s::text[])
-                 else d.code = any(%(chronic_snomed)s::text[]) end as chronic
+                 else audit.clean_code(d.code) = any(%(chronic_snomed)s::text[]) end as chronic
         from core.diagnoses as d
         where d.patient_id = e.patient_id
           and d.is_current
