@@ -325,7 +325,7 @@ def test_counseling_outside_mental_health_is_not_psychotherapy(tmp_path):
 def test_an_oversized_resource_or_bundle_is_refused(tmp_path, monkeypatch):
     from audit.adapters import fhir_read as fhir
 
-    monkeypatch.setattr(fhir, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(fhir, "MAX_LINE_BYTES", 1000)
     monkeypatch.setattr(fhir, "MAX_BUNDLE_BYTES", 1000)
     big = {**PATIENT, "id": "p2", "text": {"div": "x" * 2000}}
     src = _bulk(tmp_path, [PATIENT, big])
@@ -478,3 +478,102 @@ def test_odd_characters_in_a_native_diagnosis_code_are_read_as_the_code(conn, tm
         {"ptsd_icd10cm": params["ptsd_icd10cm"]},
     ).fetchall()
     assert got == [(True,)]
+
+
+def _deep(n: int) -> str:
+    return '{"resourceType": "Patient", "id": "p9", "x": ' + "[" * n + "]" * n + "}"
+
+
+_RX = {**DISPENSE, "id": "d9"}
+MALFORMED = {
+    "nested deep (NDJSON)": ("Patient", _deep(100_000), "nested more than 64 deep"),
+    "a 5000-digit integer": ("MedicationDispense",
+                             json.dumps(_RX).replace('{"value": 30}', '{"value": ' + "9" * 5000 + "}"),
+                             "more than 30 digits"),
+    "NaN days": ("MedicationDispense", json.dumps(_RX).replace('{"value": 30}', '{"value": NaN}'),
+                 "holds NaN"),
+    "1e400 days": ("MedicationDispense",
+                   json.dumps(_RX).replace('{"value": 30}', '{"value": 1e400}'), "too large"),
+    "-Infinity days": ("MedicationDispense",
+                       json.dumps(_RX).replace('{"value": 30}', '{"value": -Infinity}'),
+                       "holds -Infinity"),
+    "daysSupply a number": ("MedicationDispense", {**_RX, "daysSupply": 30},
+                            "MedicationDispense.daysSupply must be a JSON object"),
+    "medicationReference text": ("MedicationDispense", {**_RX, "medicationReference": "x"},
+                                 "MedicationDispense.medicationReference must be a JSON object"),
+    "quantity text": ("MedicationDispense", {**_RX, "quantity": "30 tablets"},
+                      "MedicationDispense.quantity must be a JSON object"),
+    "dispenseRequest a list": ("MedicationRequest",
+                               {"resourceType": "MedicationRequest", "id": "r1", "intent": "order",
+                                "subject": {"reference": "Patient/p1"}, "dispenseRequest": []},
+                               "MedicationRequest.dispenseRequest must be a JSON object"),
+    "score NaN": ("Observation", '{"resourceType": "Observation", "id": "o1", "valueQuantity":'
+                                 ' {"value": NaN}}', "holds NaN"),
+    "expected supply Infinity": ("MedicationRequest",
+                                 '{"resourceType": "MedicationRequest", "id": "r2", "dispenseRequest":'
+                                 ' {"expectedSupplyDuration": {"value": Infinity}}}', "holds Infinity"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_a_malformed_export_is_one_sentence_and_exit_2(tmp_path, capsys, case):
+    """Hardening 3, finding 13: what is read has its FHIR JSON shape, else
+    one sentence naming the file, line and element (never the value)."""
+    kind, line, message = MALFORMED[case]
+    src = _bulk(tmp_path, [PATIENT], **{kind: [line]})
+    code = main(["--quiet", "convert", "--from", "fhir", str(src), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and f"{kind}.ndjson line 1" in err or "Patient.ndjson line 2" in err
+    assert "internal error" not in err and "tablets" not in err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("entry", ["5", '"x"', "[5]", '{"x": ' + "[" * 5000 + "]" * 5000 + "}"])
+def test_a_malformed_bundle_is_one_sentence_and_exit_2(tmp_path, capsys, entry):
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    (bundles / "b.json").write_text('{"resourceType": "Bundle", "entry": ' + entry + "}")
+    code = main(
+        ["--quiet", "convert", "--from", "fhir", str(bundles), "--out", str(tmp_path / "b")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "internal error" not in err
+
+
+def test_a_patient_sent_twice_with_another_birth_year_is_refused(tmp_path, capsys):
+    other = {**PATIENT, "birthDate": "1950-01-01", "gender": "male"}
+    src = _bulk(tmp_path, [PATIENT, other])
+    code = main(["--quiet", "convert", "--from", "fhir", str(src), "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "appears twice with another birth year or sex" in err
+    assert "p1" not in err
+
+
+def test_the_line_limit_counts_bytes(tmp_path, monkeypatch):
+    from audit.adapters import fhir_read
+
+    monkeypatch.setattr(fhir_read, "MAX_LINE_BYTES", 400)
+    wide = {**PATIENT, "id": "p2", "text": {"div": "\u00e9" * 150}}  # 150 characters, 300 bytes
+    assert (
+        len(json.dumps(wide, ensure_ascii=False))
+        < 400
+        < len(json.dumps(wide, ensure_ascii=False).encode())
+    )
+    src = tmp_path / "export"
+    src.mkdir()
+    (src / "Patient.ndjson").write_text(json.dumps(PATIENT) + "\n"
+                                        + json.dumps(wide, ensure_ascii=False) + "\n")  # fmt: skip
+    with pytest.raises(FhirError, match="Patient.ndjson line 2: a resource of more than"):
+        convert("fhir", src, tmp_path / "batch")
+
+
+def test_a_symlinked_file_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere.ndjson"
+    outside.write_text(json.dumps(PATIENT) + "\n")
+    src = tmp_path / "export"
+    src.mkdir()
+    (src / "Patient.ndjson").symlink_to(outside)
+    with pytest.raises(FhirError, match="Patient.ndjson is a symbolic link"):
+        convert("fhir", src, tmp_path / "batch")

@@ -148,6 +148,17 @@ class _Conversion(Care, Medications):
             year = int(birth[:4]) if isinstance(birth, str) and birth[:4].isdigit() else None
             sex = {"female": "F", "male": "M", "other": "X"}.get(str(p.get("gender")), "U")
             org = org_key(p.get("managingOrganization"))
+            known = self.patients.get(pid)
+            if known is not None:
+                if known[:2] != [year, sex]:
+                    # which is meant is not known; a batch changing a loaded
+                    # patient's birth year or sex is refused the same way
+                    raise FhirError(
+                        "a Patient id appears twice with another birth year or sex: which"
+                        " one is meant is not known (send one version of each patient)"
+                    )
+                self.report.drop("Patient", "repeated (the same birth year and sex)")
+                continue
             self.patients[pid] = [year, sex, org, None]
             if org is None:
                 self.site_votes[pid] = Counter()

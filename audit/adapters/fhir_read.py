@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from audit.adapters import fhir_shape
 from audit.adapters.common import ConversionReport
 from audit.adapters.fhir_values import (
     KNOWN_TYPES,
@@ -22,7 +23,7 @@ from audit.errors import UsageError
 _FILE = re.compile(r"^(?P<type>[A-Za-z]+)(\.\d+)?\.ndjson(\.gz)?$")
 #: A longer NDJSON line (one resource) or a larger Bundle file is refused:
 #: no resource of these types is near it, and reading it would take the memory.
-MAX_LINE_CHARS = 64 * 2**20
+MAX_LINE_BYTES = 64 * 2**20
 MAX_BUNDLE_BYTES = 256 * 2**20
 
 
@@ -34,18 +35,23 @@ class FhirError(UsageError):
 
 
 def _open(path: Path):
+    """The file's bytes (gzip undone); a symbolic link is refused, as the
+    native loader refuses one: it may point outside the export."""
+    if path.is_symlink():
+        raise FhirError(f"{path.name} is a symbolic link: an export's files must be regular files")
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 def _first_type(path: Path) -> str | None:
     """The resourceType of a file's first resource (for files not named by type)."""
     try:
         with _open(path) as fh:
-            line = fh.readline(MAX_LINE_CHARS)
+            line = fh.readline(MAX_LINE_BYTES)
         kind = json.loads(line).get("resourceType") if line.strip() else None
-    except (OSError, EOFError, UnicodeDecodeError, ValueError, AttributeError):
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, AttributeError, RecursionError,
+            FhirError):  # fmt: skip
         return None  # read_ndjson names the fault when the file is read
     return kind if isinstance(kind, str) else None
 
@@ -67,7 +73,7 @@ def bulk_since(src: Path) -> dt.date | None:
             continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
             continue
         if not isinstance(doc, dict) or not isinstance(doc.get("request"), str):
             continue
@@ -92,7 +98,7 @@ def bulk_files(src: Path) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for path in sorted(src.iterdir()):
         name = path.name.lower()
-        if not path.is_file() or name == "log.ndjson":
+        if not (path.is_file() or path.is_symlink()) or name == "log.ndjson":
             continue
         if not (name.endswith(".ndjson") or name.endswith(".ndjson.gz")):
             continue
@@ -110,24 +116,30 @@ def read_ndjson(path: Path, expected_type: str, report: ConversionReport) -> Ite
     try:
         with _open(path) as fh:
             line_no = 0
-            while line := fh.readline(MAX_LINE_CHARS + 1):
+            while line := fh.readline(MAX_LINE_BYTES + 1):
                 line_no += 1
-                if len(line) > MAX_LINE_CHARS:
+                if len(line) > MAX_LINE_BYTES:
                     raise FhirError(
                         f"{name} line {line_no}: a resource of more than"
-                        f" {MAX_LINE_CHARS // 2**20} MiB (a corrupt file?)"
+                        f" {MAX_LINE_BYTES // 2**20} MiB (a corrupt file?)"
                     )
                 if not line.strip():
                     continue
                 try:
-                    resource = json.loads(line)
+                    resource = fhir_shape.loads(line.decode("utf-8"))
                 except json.JSONDecodeError as exc:
                     raise FhirError(
                         f"{name} line {line_no} column {exc.colno}: not a JSON resource"
                         f" ({exc.msg}; a truncated line?)"
                     ) from None
+                except fhir_shape.ShapeError as exc:
+                    raise FhirError(f"{name} line {line_no}: the resource {exc}") from None
                 if not isinstance(resource, dict):
                     raise FhirError(f"{name} line {line_no}: not a JSON object")
+                try:
+                    fhir_shape.check(resource)
+                except fhir_shape.ShapeError as exc:
+                    raise FhirError(f"{name} line {line_no}: {exc}") from None
                 kind = resource.get("resourceType")
                 if kind != expected_type:
                     report.drop(f"{expected_type} (file)",
@@ -140,7 +152,8 @@ def read_ndjson(path: Path, expected_type: str, report: ConversionReport) -> Ite
 
 def spool_bundles(src: Path, work: Path, report: ConversionReport) -> Path:
     """Split a folder of Bundle JSON files into ``<Type>.ndjson`` files."""
-    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+    files = sorted(p for p in src.iterdir()
+                   if (p.is_file() or p.is_symlink()) and p.suffix.lower() == ".json")  # fmt: skip
     if not files:
         raise FhirError(f"{src} holds neither NDJSON files nor Bundle JSON files")
     spool = work / "spool"
@@ -153,9 +166,16 @@ def spool_bundles(src: Path, work: Path, report: ConversionReport) -> Path:
                     f"{path.name}: a Bundle of more than {MAX_BUNDLE_BYTES // 2**20} MiB;"
                     " export large data as bulk NDJSON"
                 )
+            if path.is_symlink():
+                raise FhirError(f"{path.name} is a symbolic link: an export's files must be"
+                                " regular files")  # fmt: skip
             try:
                 with path.open(encoding="utf-8") as fh:
-                    doc = json.load(fh)
+                    doc = fhir_shape.loads(fh.read())
+                if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+                    fhir_shape.check(doc)
+            except fhir_shape.ShapeError as exc:
+                raise FhirError(f"{path.name}: the Bundle {exc}") from None
             except json.JSONDecodeError as exc:
                 raise FhirError(
                     f"{path.name} line {exc.lineno} column {exc.colno}: not JSON ({exc.msg})"
