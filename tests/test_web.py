@@ -285,3 +285,79 @@ def test_nul_bytes_and_long_notes_are_refused_not_a_server_error(client, cases):
     for r in (client.get("/no-such-page"), client.put("/cases")):
         assert r.status_code in (404, 405)
         assert r.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_large_forms_and_uploads_are_refused_before_they_are_read(client, cases):
+    """Hardening 3, finding 5: the body is read only up to the largest form's
+    size, with a bounded number of fields; no endpoint takes a file."""
+    form = client.get("/login")
+    token = _csrf(form.text)
+    big = {f"f{i}": "x" * (1 << 20) for i in range(3)}
+    r = client.post("/login", data={**big, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 413 and r.headers["x-frame-options"] == "DENY"
+    many = {f"f{i}": "x" for i in range(100)}
+    r = client.post("/login", data={**many, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 413
+    r = client.post("/login", files={"upload": ("a.csv", b"x" * (1 << 20))},
+                    data={"csrf_token": token}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 415
+    # a form of the workspace's own size still works
+    assert sign_in(client, "alice").status_code == 303
+
+
+def test_password_hashes_at_once_are_bounded(login, cases, monkeypatch):  # noqa: F811
+    """Hardening 3, finding 4: argon2id takes 64 MiB an attempt; sign-ins
+    beyond the bound wait a little, then are refused (503), never all at once."""
+    import threading
+    import time
+
+    from audit.web import session
+
+    monkeypatch.setattr(session, "SIGN_IN_CONCURRENCY", 2)
+    monkeypatch.setattr(session, "SIGN_IN_WAIT_S", 0.3)
+    inside, peak, lock = [0], [0], threading.Lock()
+    real = users.sign_in
+
+    def slow(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        time.sleep(1.0)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(users, "sign_in", slow)
+    app = create_app(login("rxaudit_web"), secret="a-test-secret")
+    codes: list[int] = []
+
+    def attempt(i: int) -> None:
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            form = c.get("/login")
+            r = c.post("/login", data={"username": f"nobody{i}", "password": "x",
+                                       "csrf_token": _csrf(form.text)}, follow_redirects=False)  # fmt: skip
+            with lock:
+                codes.append(r.status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] <= 2
+    assert sorted(set(codes)) == [401, 503] and codes.count(503) >= 4
+
+
+def test_forwarded_headers_are_believed_from_the_trusted_proxies_only(monkeypatch):
+    """Hardening 3, finding 8: one setting (RXAUDIT_WEB_TRUSTED_PROXIES) for
+    single sign-on and for uvicorn's forwarded headers (X-Forwarded-Proto)."""
+    from audit.web.app import server_options
+
+    monkeypatch.setenv("RXAUDIT_WEB_TRUSTED_PROXIES", "10.0.0.5, 10.0.0.6")
+    options = server_options("0.0.0.0", 8000)
+    assert options["proxy_headers"] is True
+    assert options["forwarded_allow_ips"] == "10.0.0.5,10.0.0.6"
+    monkeypatch.delenv("RXAUDIT_WEB_TRUSTED_PROXIES")
+    assert server_options("127.0.0.1", 8000)["forwarded_allow_ips"] == "127.0.0.1"

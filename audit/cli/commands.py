@@ -207,11 +207,11 @@ def cmd_batch_withdraw(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from audit.web.app import create_app
+    from audit.web.app import create_app, server_options
 
     if not 1 <= args.port <= 65535:
         raise UsageError("--port must be between 1 and 65535")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(), **server_options(args.host, args.port))
     return 0
 
 

@@ -24,10 +24,18 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from audit.web.guard import HEADERS, Guard
-from audit.web.session import SIGN_IN_ATTEMPTS, Workspace, set_session_cookie
+from audit.web.session import SIGN_IN_ATTEMPTS, Workspace, set_session_cookie, trusted_proxies
 from audit.web.views import auditor, cases, overview_page, reviews, signin
 
-__all__ = ["SIGN_IN_ATTEMPTS", "create_app"]
+__all__ = ["SIGN_IN_ATTEMPTS", "create_app", "server_options"]
+
+
+def server_options(host: str, port: int) -> dict:
+    """uvicorn's settings for ``rxaudit serve``: forwarded headers (the
+    scheme, the client address) believed only from the trusted proxies, the
+    same addresses single sign-on trusts."""
+    return {"host": host, "port": port, "log_level": "warning", "proxy_headers": True,
+            "forwarded_allow_ips": ",".join(trusted_proxies())}  # fmt: skip
 
 
 def create_app(database_url: str | None = None, secret: str | None = None,

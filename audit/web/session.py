@@ -14,6 +14,7 @@ import hmac
 import os
 import queue
 import secrets
+import threading
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -34,6 +35,18 @@ SESSION_MINUTES = 8 * 60
 POOL_SIZE = 8  # idle database connections kept for the next requests
 SIGN_IN_ATTEMPTS = 5  # failed attempts per user name and address ...
 SIGN_IN_WINDOW_S = 300  # ... within this many seconds, then a wait
+#: Password hashes computed at once (argon2id takes 64 MiB each); a sign-in
+#: that waits longer than SIGN_IN_WAIT_S for one is refused (503).
+SIGN_IN_CONCURRENCY = int(os.environ.get("RXAUDIT_WEB_SIGN_IN_CONCURRENCY") or 4)
+SIGN_IN_WAIT_S = 5.0
+
+
+def trusted_proxies() -> list[str]:
+    """RXAUDIT_WEB_TRUSTED_PROXIES (default 127.0.0.1): the one setting of the
+    addresses whose forwarded headers are believed, for single sign-on's user
+    header and for ``X-Forwarded-Proto`` (a Secure cookie behind HTTPS)."""
+    value = os.environ.get("RXAUDIT_WEB_TRUSTED_PROXIES") or "127.0.0.1"
+    return [a.strip() for a in value.split(",") if a.strip()]
 
 
 class SignInLimiter:
@@ -68,14 +81,14 @@ class Workspace:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(["html"]))  # fmt: skip
         self.limiter = SignInLimiter()
+        self.hashing = threading.BoundedSemaphore(max(1, SIGN_IN_CONCURRENCY))
         self.css = (HERE / "web.css").read_bytes()
         # Single sign-on behind an authenticating reverse proxy: off unless
         # RXAUDIT_WEB_PROXY_USER_HEADER names the header, and then trusted only
         # from the addresses in RXAUDIT_WEB_TRUSTED_PROXIES (default 127.0.0.1).
         self.header = (proxy_header if proxy_header is not None
                        else os.environ.get("RXAUDIT_WEB_PROXY_USER_HEADER", "")).strip()  # fmt: skip
-        self.trusted = {a.strip() for a in (os.environ.get("RXAUDIT_WEB_TRUSTED_PROXIES")
-                                            or "127.0.0.1").split(",") if a.strip()}  # fmt: skip
+        self.trusted = set(trusted_proxies())
         self.idle: queue.LifoQueue = queue.LifoQueue()
         self.figures: dict[tuple, dict] = {}  # the overview's aggregates, per run and reviews
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from audit import users
+from audit.web import session
 from audit.web.guard import HEADERS
 from audit.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -47,13 +48,19 @@ def login(ws: Workspace, request: Request, form) -> Response:
 
     if ws.limiter.blocked(who):
         return again(429, "Too many failed attempts: wait a few minutes.")
-    conn = ws.connect(None)
+    if not ws.hashing.acquire(timeout=session.SIGN_IN_WAIT_S):
+        # each password hash takes 64 MiB: their number at once is bounded
+        return again(503, "Too many sign-ins at once: try again in a moment.")
     try:
-        # the database checks the password and counts failures per name
-        token = users.sign_in(conn, name, password, SESSION_MINUTES) if name else None
-        conn.commit()
+        conn = ws.connect(None)
+        try:
+            # the database checks the password and counts failures per name
+            token = users.sign_in(conn, name, password, SESSION_MINUTES) if name else None
+            conn.commit()
+        finally:
+            ws.release(conn)
     finally:
-        ws.release(conn)
+        ws.hashing.release()
     if token == "locked":
         ws.limiter.failed(who)
         return again(429, "Too many failed attempts: wait a few minutes.")
