@@ -342,6 +342,15 @@ def withdraw(
         progress(f"batch {batch_id} withdrawn: a full audit follows")
         try:
             summary = audit(conn, pol, [], progress, {}, full=True, hold_for_report=True)
+            with conn.transaction():  # the cases the withdrawal resolved, on its batch
+                resolved = conn.execute(
+                    "update audit.batches set cases_resolved = (select count(*) from audit.cases"
+                    " where resolved_run = %(run)s and resolved_reason = %(why)s)"
+                    " where batch_id = %(b)s returning cases_resolved",
+                    {"run": summary["run_id"], "why": f"batch {batch_id} withdrawn",
+                     "b": batch_id},
+                ).fetchone()[0]  # fmt: skip
+            done["cases_resolved"] = resolved
             return done, _report_or_fail(conn, summary, out, shared, progress)
         finally:
             release_report_hold(conn)

@@ -95,6 +95,14 @@ def test_a_withdrawn_batch_leaves_core_and_a_full_audit_follows(db_url, tmp_path
     assert main(["batch", "show", "b-2"]) == 0
     shown = capsys.readouterr().out
     assert "status: withdrawn" in shown and "withdrawal_reason: wrong extract window" in shown
+    # the cases it resolved say why, with the batch, and are counted on it
+    with psycopg.connect(db.to_libpq(db_url)) as conn:
+        reasons = conn.execute(
+            "select resolved_reason, count(*) from audit.cases where status = 'resolved' group by 1"
+        ).fetchall()
+        assert reasons and all(r == "batch b-2 withdrawn" for r, _ in reasons)
+        resolved = sum(n for _, n in reasons)
+    assert f"cases_resolved: {resolved}" in shown
 
 
 def test_withdrawal_needs_a_loaded_batch_a_reason_and_a_name(db_url, tmp_path, capsys):
