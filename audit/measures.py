@@ -153,11 +153,14 @@ def compute(conn: psycopg.Connection, run_id: str, params: dict) -> None:
             shared.extend(suppress_rows(rows, shared_den))
         else:
             shared.extend(suppress_rows(rows))
+    from audit import releases
+
+    shared = releases.hold(shared, *_published(conn, run_id))
     with conn.cursor() as c:
         c.executemany(
             "insert into audit.measures_shared (run_id, measure_id, kind, period, site_id,"
-            " denominator, numerator, rate, ci_low, ci_high, outlier, suppressed)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " denominator, numerator, rate, ci_low, ci_high, outlier, suppressed, held)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     run_id,
@@ -172,7 +175,40 @@ def compute(conn: psycopg.Connection, run_id: str, params: dict) -> None:
                     r["ci_high"],
                     r["outlier"],
                     r["suppressed"],
+                    r["held"],
                 )  # fmt: skip
                 for r in shared
             ],
         )
+
+
+def _published(conn: psycopg.Connection, run_id: str) -> tuple[dict, dict]:
+    """Every value each shared cell was published with by earlier runs, and
+    the last release's rows by cell (for :func:`audit.releases.hold`)."""
+    history: dict[tuple, dict[str, set[int]]] = {}
+    for measure, period, site, num, den in conn.execute(
+        "select s.measure_id, s.period, s.site_id, s.numerator, s.denominator"
+        " from audit.measures_shared as s join audit.runs as r using (run_id)"
+        " where s.run_id <> %s and r.status in ('ok', 'rejected')",
+        (run_id,),
+    ):
+        cell = history.setdefault(
+            (measure, period, site), {"numerator": set(), "denominator": set()}
+        )
+        if num is not None:
+            cell["numerator"].add(num)
+        if den is not None:
+            cell["denominator"].add(den)
+    cur = conn.execute(
+        "select measure_id, period, site_id, denominator, numerator, rate, ci_low, ci_high,"
+        " outlier, suppressed from audit.measures_shared where run_id = ("
+        " select run_id from audit.runs where run_id <> %s and status in ('ok', 'rejected')"
+        " order by finished_at desc nulls last, run_id desc limit 1)",
+        (run_id,),
+    )
+    names = [c.name for c in cur.description]
+    last = {}
+    for row in cur.fetchall():
+        r = dict(zip(names, row, strict=True))
+        last[(r["measure_id"], r["period"], r["site_id"])] = r
+    return history, last

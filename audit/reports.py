@@ -42,7 +42,7 @@ MEASURE_COLUMNS = (
 
 SHARED_COLUMNS = (
     "measure_id", "kind", "period", "site_id", "denominator", "numerator", "rate", "ci_low",
-    "ci_high", "outlier", "suppressed",
+    "ci_high", "outlier", "suppressed", "held",
 )  # fmt: skip
 
 _TEXT = {"summary", "evidence", "guideline", "next_step", "next_step_reason", "patient_id", "site_id",

@@ -130,3 +130,82 @@ def test_every_patient_having_the_finding_is_suppressed():
     out = {r["site_id"]: r for r in suppress_rows(rows)}
     assert out["A"]["numerator"] is None and out["A"]["rate"] is None
     assert sum(r["numerator"] is None for r in out.values()) >= 2  # and a complement
+
+
+# -- the release rule: no two releases differ by 1-10 (hardening 3, finding 26) --
+
+
+def _release_sequence(seed: int, runs: int = 12) -> list[list[dict]]:
+    """Shared releases of one rule measure over a random walk of its counts:
+    two sites and the all-sites total in two quarters."""
+    import random
+
+    from audit import releases
+
+    rng = random.Random(seed)
+    true = {(p, s): [rng.randint(20, 40), rng.randint(60, 90)] for p in ("Q1", "Q2")
+            for s in ("s1", "s2")}  # fmt: skip
+    published: list[list[dict]] = []
+    history: dict = {}
+    last: dict = {}
+    for _ in range(runs):
+        for cell in true.values():  # a few patients change between runs
+            cell[0] = max(0, cell[0] + rng.choice([-3, -1, 0, 0, 1, 1, 2, 6, 12]))
+            cell[1] = max(cell[0], cell[1] + rng.choice([-2, 0, 0, 1, 3, 11]))
+        rows = []
+        for p in ("Q1", "Q2"):
+            cells = [(s, *true[(p, s)]) for s in ("s1", "s2")]
+            cells.append(("ALL", sum(c[1] for c in cells), sum(c[2] for c in cells)))
+            for site, num, den in cells:
+                rows.append({"measure_id": "BZD-PTSD", "kind": "rule", "period": p,
+                             "site_id": site, "numerator": num, "denominator": den,
+                             "rate": num / den, "ci_low": None, "ci_high": None,
+                             "outlier": False})  # fmt: skip
+        rows = suppress_rows(rows)
+        out = releases.hold(rows, history, last)
+        for r in out:
+            cell = history.setdefault(releases.cell_of(r), {"numerator": set(),
+                                                            "denominator": set()})  # fmt: skip
+            for c in releases.COUNTS:
+                if r[c] is not None:
+                    cell[c].add(r[c])
+        last = {releases.cell_of(r): r for r in out}
+        published.append(out)
+    return published
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_no_two_releases_differ_by_one_to_ten(seed):
+    published = _release_sequence(seed)
+    held = 0
+    for a, b in itertools.combinations(published, 2):
+        before = {(r["period"], r["site_id"]): r for r in a}
+        for r in b:
+            old = before[(r["period"], r["site_id"])]
+            for c in ("numerator", "denominator"):
+                if r[c] is not None and old[c] is not None:
+                    assert not 0 < abs(r[c] - old[c]) <= 10, (c, old[c], r[c])
+    for release in published:
+        held += sum(r["held"] for r in release)
+        # a held line is one release's line: its cells still add up
+        for p in ("Q1", "Q2"):
+            line = {r["site_id"]: r for r in release if r["period"] == p}
+            if all(line[s]["numerator"] is not None for s in line):
+                assert line["ALL"]["numerator"] == line["s1"]["numerator"] + line["s2"]["numerator"]
+    assert held > 0  # the walk moves by one patient often: the rule held something
+
+
+def test_a_one_patient_change_is_held_and_a_large_one_published():
+    from audit import releases
+
+    row = {"measure_id": "M", "kind": "process", "period": "Q1", "site_id": "ALL",
+           "numerator": 31, "denominator": 61, "rate": 31 / 61, "ci_low": 0.4, "ci_high": 0.6,
+           "outlier": False, "suppressed": False}  # fmt: skip
+    before = {**row, "numerator": 30, "denominator": 60, "rate": 0.5}
+    history = {("M", "Q1", "ALL"): {"numerator": {30}, "denominator": {60}}}
+    out = releases.hold([row], history, {("M", "Q1", "ALL"): before})
+    assert (out[0]["numerator"], out[0]["denominator"], out[0]["rate"], out[0]["held"]) == (
+        30, 60, 0.5, True)  # fmt: skip
+    far = {**row, "numerator": 41, "denominator": 71}
+    out = releases.hold([far], history, {("M", "Q1", "ALL"): before})
+    assert (out[0]["numerator"], out[0]["held"]) == (41, False)

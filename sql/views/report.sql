@@ -45,7 +45,7 @@ create or replace view report.pathway as select * from audit.pathway;
 
 create or replace view report_shared.measures as
     select m.measure_id, m.kind, m.period, m.site_id, m.denominator, m.numerator, m.rate,
-           m.ci_low, m.ci_high, m.outlier, m.suppressed
+           m.ci_low, m.ci_high, m.outlier, m.suppressed, m.held
     from audit.measures_shared m join report.latest_run l on l.run_id = m.run_id;
 
 create or replace view report_shared.rules as
