@@ -161,7 +161,7 @@ def test_a_lead_assigns_and_the_reviewer_finds_it_in_their_queue(client, cases):
                     data={"assignee": "amir", "csrf_token": _csrf(page.text)},
                     follow_redirects=False)  # fmt: skip
     assert r.status_code == 303
-    assert "Assigned to amir." in client.get(f"/cases/{cases['a2']}").text
+    assert "Assigned to amir by lena on " in client.get(f"/cases/{cases['a2']}").text
     client.cookies.clear()
     sign_in(client, "amir")
     queue = client.get("/cases?queue=mine").text
@@ -361,3 +361,82 @@ def test_forwarded_headers_are_believed_from_the_trusted_proxies_only(monkeypatc
     assert options["forwarded_allow_ips"] == "10.0.0.5,10.0.0.6"
     monkeypatch.delenv("RXAUDIT_WEB_TRUSTED_PROXIES")
     assert server_options("127.0.0.1", 8000)["forwarded_allow_ips"] == "127.0.0.1"
+
+
+def test_a_conflict_is_not_a_verdict_until_a_lead_settles_it(client, cases, conn):
+    """Workspace round 2, finding 1: reviews that disagree leave the case in
+    the after-review numerator, show as a conflict in the worklist, its
+    filter and the export; a lead's disagreement is a conflict too; a lead's
+    review once the conflict is there settles it."""
+
+    def review(name: str, status: str) -> None:
+        client.cookies.clear()
+        sign_in(client, name)
+        page = client.get(f"/cases/{cases['a1']}")
+        r = client.post(f"/cases/{cases['a1']}/reviews", data={
+            "status": status, "note": f"{name} says {status}", "csrf_token": _csrf(page.text)},
+            follow_redirects=False)  # fmt: skip
+        assert r.status_code == 303
+
+    def after_review() -> int:
+        return conn.execute(
+            "select count(*) filter (where coalesce(review.disposition(case_id), '')"
+            " not in ('false_positive', 'justified')) from audit.cases where case_id = %s",
+            (cases["a1"],),
+        ).fetchone()[0]
+
+    review("alice", "confirmed")
+    review("lena", "false_positive")  # the lead disagrees: a conflict, not a verdict
+    assert after_review() == 1
+    page = client.get(f"/cases/{cases['a1']}").text
+    assert "Conflict: the latest reviews disagree (alice confirmed, lena false_positive)" in page
+    listed = client.get("/cases?review=conflict").text
+    assert set(re.findall(r'href="/cases/(C[0-9a-f]+)"', listed)) == {cases["a1"]}
+    rows = list(csv.DictReader(io.StringIO(client.get("/cases.csv?review=conflict").text)))
+    assert [(r["case_id"], r["review_status"], r["review_conflict"]) for r in rows] == [
+        (cases["a1"], "conflict", "True")]  # fmt: skip
+    review("lena", "false_positive")  # the lead settles the conflict now shown
+    assert after_review() == 0
+    assert "Conflict:" not in client.get(f"/cases/{cases['a1']}").text
+    assert client.get("/cases?review=conflict").text.count('href="/cases/C') == 0
+
+
+def test_auditors_read_and_are_never_assigned(client, cases, conn):
+    """Workspace round 2, finding 2: an auditor's review is refused (and
+    recorded); only the site's reviewers and leads can be assigned, as a choice."""
+    sign_in(client, "audrey")
+    page = client.get(f"/cases/{cases['b1']}")
+    assert "Record review" not in page.text
+    form = client.get("/login")  # any page gives the session's token
+    token = _csrf(page.text) if 'name="csrf_token"' in page.text else _csrf(form.text)
+    r = client.post(f"/cases/{cases['b1']}/reviews", data={
+        "status": "false_positive", "note": "from the audit office", "csrf_token": token},
+        follow_redirects=False)  # fmt: skip
+    assert r.status_code == 403
+    assert conn.execute("select count(*) from review.reviews").fetchone() == (0,)
+    assert conn.execute(
+        "select count(*) from review.access_log where what = 'review refused'"
+    ).fetchone() == (1,)
+    client.cookies.clear()
+    sign_in(client, "lena")
+    page = client.get(f"/cases/{cases['a2']}").text
+    choices = re.findall(
+        r'<option value="([a-z]+)">', page.split('name="assignee"')[1].split("</select>")[0]
+    )
+    assert choices == ["alice", "amir", "lena"]  # site-a's reviewers and lead, no auditor
+    r = client.post(f"/cases/{cases['a2']}/assignments",
+                    data={"assignee": "audrey", "csrf_token": _csrf(page)}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 404
+
+
+def test_a_hurried_submit_confirms_nothing_and_long_notes_wrap(client, cases):
+    """Workspace round 2, finding 3: no disposition is chosen for the reviewer."""
+    sign_in(client, "alice")
+    page = client.get(f"/cases/{cases['a1']}").text
+    form = page.split('class="review"')[1].split("</form>")[0]
+    assert '<option value="" selected disabled>' in form
+    assert "selected" not in form.replace('<option value="" selected disabled>', "")
+    r = client.post(f"/cases/{cases['a1']}/reviews",
+                    data={"note": "quick", "csrf_token": _csrf(page)}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 400
+    assert "overflow-wrap: anywhere" in client.get("/static/web.css").text

@@ -10,14 +10,14 @@
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
 --   above the all-sites rate of the same rule and quarter;
 --   numerator_after_review, rate_after_review: the same patients, less those
---                whose every such case's latest review is false_positive or
---                justified (over the same denominator).
+--                whose every such case's reviews agree on, or a lead settled
+--                them as, false_positive or justified (review.disposition: an
+--                unsettled conflict still counts), over the same denominator.
 with cases as (
     -- the run's open cases: every case not resolved is a finding of this audit
     select c.rule_id, c.patient_id, c.site_id, coalesce(c.prescriber_id, '') as prescriber_id,
            date_trunc('quarter', c.case_date)::date as period,
-           coalesce((select v.status from review.reviews as v where v.case_id = c.case_id
-                     order by v.review_id desc limit 1), '')
+           coalesce(review.disposition(c.case_id), '')
                not in ('false_positive', 'justified') as kept
     from audit.cases as c
     where c.status = 'open' and c.severity <> 'info' and c.case_date <= %(as_of)s::date

@@ -12,7 +12,9 @@ create or replace view report.latest_run as
     order by r.finished_at desc nulls last, r.run_id desc
     limit 1;
 
--- Every case: its rule, guideline, latest review, and (resolved cases) why.
+-- Every case: its rule, guideline, what its reviews say together
+-- (review.disposition: agreed, settled by a lead, or 'conflict'), its latest
+-- review, and (resolved cases) why.
 create or replace view report.cases as
     select
         c.case_id, c.rule_id, r.title as rule_title, c.severity, c.status, c.patient_id,
@@ -22,8 +24,9 @@ create or replace view report.cases as
              else coalesce((select l.run_id from report.latest_run as l), c.last_evaluated_run)
         end as last_seen_run,
         c.resolved_run,
-        rv.status as review_status, rv.reviewer as last_reviewer, rv.reviewed_at as last_reviewed_at,
-        c.resolved_reason
+        review.disposition(c.case_id) as review_status, rv.reviewer as last_reviewer,
+        rv.reviewed_at as last_reviewed_at, c.resolved_reason,
+        review.disposition(c.case_id) = 'conflict' as review_conflict
     from audit.cases c
     left join audit.rules r on r.rule_id = c.rule_id
     left join lateral (

@@ -18,7 +18,8 @@ from audit.web.views.reviews import conflict
 
 PAGE_ROWS = 100
 CSV_COLUMNS = ("case_id", "rule_id", "rule_title", "severity", "status", "review_status",
-               "patient_id", "site_id", "prescriber_id", "case_date", "summary")  # fmt: skip
+               "patient_id", "site_id", "prescriber_id", "case_date", "summary",
+               "review_conflict")  # fmt: skip
 
 
 def csv_cell(value: object) -> str:
@@ -78,9 +79,11 @@ def case_page(ws: Workspace, request: Request, form=None) -> Response:
             "select * from web.reviews where case_id = %(case_id)s order by review_id desc", one
         ).fetchall()
         assigned = s.conn.execute(
-            "select assignee from web.assignments where case_id = %(case_id)s"
-            " order by assignment_id desc limit 1", one
+            "select assignee, assigned_by, assigned_at from web.assignments"
+            " where case_id = %(case_id)s order by assignment_id desc limit 1", one
         ).fetchone()  # fmt: skip
+        assignable = [r["user_name"] for r in s.conn.execute(
+            "select user_name from review.assignable(%(case_id)s)", one)]  # fmt: skip
         sources = s.conn.execute(
             "select * from web.case_sources where case_id = %(case_id)s"
             " order by file_name, record_id, batch_id", one
@@ -112,5 +115,5 @@ def case_page(ws: Workspace, request: Request, form=None) -> Response:
                       next_step_reason=patient.get("next_step_reason"), facts=facts,
                       timeline=charts.timeline(items, patient.get("index_date"), c["case_date"]),
                       index_date=patient.get("index_date"),
-                      assignee=assigned["assignee"] if assigned else None,
+                      assigned=assigned, assignable=assignable,
                       sources=sources, runs=runs, conflict=conflict(reviews))  # fmt: skip

@@ -14,17 +14,26 @@ MAX_NOTE = 4000  # characters of a review note (the form says so; the server hol
 
 
 def conflict(reviews: list[dict]) -> str | None:
-    """Reviewers whose latest dispositions disagree, unless a lead reviewed
-    after them (the lead settles it): 'alice confirmed, bob false_positive'."""
-    latest: dict[str, dict] = {}
-    for r in sorted(reviews, key=lambda r: r["review_id"]):
-        latest[r["reviewer"]] = r
-    if len({r["status"] for r in latest.values()}) < 2:
+    """The reviewers whose latest dispositions disagree, as review.disposition
+    reads them: 'alice confirmed, lena false_positive'; None when they agree
+    or a lead settled it (the newest review is a lead's, made once the
+    earlier reviews already disagreed). A lead's disagreement is a conflict."""
+    ordered = sorted(reviews, key=lambda r: r["review_id"])
+
+    def latest(rows):
+        out: dict[str, dict] = {}
+        for r in rows:
+            out[r["reviewer"]] = r
+        return out
+
+    now = latest(ordered)
+    if len({r["status"] for r in now.values()}) < 2:
         return None
-    newest = max(reviews, key=lambda r: r["review_id"])
-    if newest.get("reviewer_role") == "lead":
+    newest = ordered[-1]
+    before = latest(ordered[:-1])
+    if newest.get("reviewer_role") == "lead" and len({r["status"] for r in before.values()}) > 1:
         return None
-    return ", ".join(f"{who} {r['status']}" for who, r in sorted(latest.items()))
+    return ", ".join(f"{who} {r['status']}" for who, r in sorted(now.items()))
 
 
 def _case_action(ws: Workspace, request: Request, form, act) -> Response:
@@ -58,12 +67,21 @@ def _review(s: Signed, case_id: str, form: dict) -> Response | None:
     if status not in STATUSES or not note:
         return s.page("error.html", 400, title="Not recorded",
                       message="A review needs a disposition and a note.")  # fmt: skip
-    s.conn.execute("select review.web_review(%s, %s, %s)", (case_id, status, note))
+    done = s.conn.execute(
+        "select review.web_review(%s, %s, %s) as id", (case_id, status, note)
+    ).fetchone()  # fmt: skip
+    if done["id"] is None:  # refused in the database, and recorded there
+        return s.refused("Auditors read cases; reviewers and leads review them.")
     return None
 
 
-def _assign(s: Signed, case_id: str, form: dict) -> None:
-    s.conn.execute("select review.web_assign(%s, %s)", (case_id, form.get("assignee", "").strip()))
+def _assign(s: Signed, case_id: str, form: dict) -> Response | None:
+    done = s.conn.execute(
+        "select review.web_assign(%s, %s) as id", (case_id, form.get("assignee", "").strip())
+    ).fetchone()  # fmt: skip
+    if done["id"] is None:  # refused in the database, and recorded there
+        return s.refused("Only a lead assigns cases.")
+    return None
 
 
 def add_review(ws: Workspace, request: Request, form=None) -> Response:
