@@ -175,10 +175,21 @@ def test_the_workspace_overview_ranks_shows_review_rates_and_links_cells(ran, co
             return re.findall(r'<td class="n">([\d.]+%|—)<div class="sub">(\d+|—)', line)
 
         before = cells(page)
-        case = c.get(f"/cases/{case_id}").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', case).group(1)
-        r = c.post(f"/cases/{case_id}/reviews", data={"status": "false_positive",
-                   "note": "documented allergy", "csrf_token": token}, follow_redirects=False)  # fmt: skip
+        # auditors read: a reviewer of the case's site reviews it
+        site = conn.execute("select site_id from audit.cases where case_id = %s",
+                            (case_id,)).fetchone()[0]  # fmt: skip
+        users.add("rita", "reviewer", [site], PASSWORD)
+        with TestClient(app, base_url="http://127.0.0.1") as rita:
+            form = rita.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            rita.post(
+                "/login", data={"username": "rita", "password": PASSWORD, "csrf_token": token}
+            )
+            case = rita.get(f"/cases/{case_id}").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', case).group(1)
+            r = rita.post(f"/cases/{case_id}/reviews", data={"status": "false_positive",
+                          "note": "documented allergy", "csrf_token": token},
+                          follow_redirects=False)  # fmt: skip
         assert r.status_code == 303
         after = cells(c.get("/").text)
         assert after[0] == before[0]  # the raw rate
