@@ -1,4 +1,4 @@
-"""Workspace accounts: `rxaudit users add|disable|set-sites`.
+"""Workspace accounts: `rxaudit users add|set-password|set-sites|disable|enable|list`.
 
 Passwords are hashed here with argon2id (memory-hard) and only the hash is
 stored, in ``review.users``, through the SECURITY DEFINER functions of the
@@ -30,18 +30,54 @@ def _check(name: str, sites: list[str]) -> None:
             raise UsageError("a site is 1-64 characters of A-Z a-z 0-9 . _ -")
 
 
-def add(name: str, role: str, sites: list[str], password: str) -> None:
-    """Create the account, or replace its role, sites and password."""
+def _password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"the password must have at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def unknown_sites(conn, sites: list[str]) -> tuple[list[str], list[str]]:
+    """(the given sites no loaded record names, the sites that hold data)."""
+    known = [r[0] for r in conn.execute(
+        "select distinct site_id from core.patients where is_current and site_id is not null"
+        " union select distinct site_id from audit.cases order by 1")]  # fmt: skip
+    return [s for s in sites if s not in known], known
+
+
+def add(name: str, role: str, sites: list[str], password: str) -> list[str]:
+    """Create the account; an existing name is refused (see :func:`set_password`).
+    Returns warnings (a site with no data yet)."""
     _check(name, sites)
     if role not in ROLES:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}")
     if role != "auditor" and not sites:
         raise UsageError("a reviewer or lead needs at least one --site")
-    if len(password) < MIN_PASSWORD:
-        raise UsageError(f"the password must have at least {MIN_PASSWORD} characters")
-    hashed = _hasher.hash(password)
+    hashed = _password(password)
     with db.read_session() as conn, conn.transaction():
-        conn.execute("select review.set_user(%s, %s, %s, %s)", (name, role, sites, hashed))
+        if not conn.execute(
+            "select review.add_user(%s, %s, %s, %s)", (name, role, sites, hashed)
+        ).fetchone()[0]:
+            raise UsageError(
+                f"user {name} exists: `rxaudit users set-password {name} --password-stdin`"
+                " changes the password, `set-sites` the sites"
+            )
+        return _site_warnings(conn, sites)
+
+
+def _site_warnings(conn, sites: list[str]) -> list[str]:
+    unknown, known = unknown_sites(conn, sites)
+    return [
+        f"no loaded record names site {s} (the sites with data: {', '.join(known) or 'none yet'})"
+        for s in unknown
+    ]
+
+
+def set_password(name: str, password: str) -> None:
+    """Change the password and end every session of the user."""
+    hashed = _password(password)
+    with db.read_session() as conn, conn.transaction():
+        if not conn.execute("select review.set_password(%s, %s)", (name, hashed)).fetchone()[0]:
+            raise UsageError(f"no user {name}")
 
 
 def disable(name: str) -> None:
@@ -51,11 +87,29 @@ def disable(name: str) -> None:
             raise UsageError(f"no user {name}")
 
 
-def set_sites(name: str, sites: list[str]) -> None:
+def enable(name: str) -> None:
+    with db.read_session() as conn, conn.transaction():
+        if not conn.execute("select review.enable_user(%s)", (name,)).fetchone()[0]:
+            raise UsageError(f"no user {name}")
+
+
+def set_sites(name: str, sites: list[str]) -> list[str]:
     _check(name, sites)
     with db.read_session() as conn, conn.transaction():
         if not conn.execute("select review.set_user_sites(%s, %s)", (name, sites)).fetchone()[0]:
             raise UsageError(f"no user {name}")
+        return _site_warnings(conn, sites)
+
+
+def list_users() -> list[tuple]:
+    """(name, role, sites, status, last changed) of every account, no hash."""
+    with db.read_session() as conn:
+        return [
+            (n, role, ", ".join(sites) or "every site" if role == "auditor" else ", ".join(sites),
+             "disabled" if disabled else "enabled", updated.strftime("%Y-%m-%d %H:%M"))
+            for n, role, sites, disabled, _, updated in conn.execute(
+                "select * from review.list_users()")
+        ]  # fmt: skip
 
 
 def _raw_key(params: str, hash_len: int, password: str) -> bytes:

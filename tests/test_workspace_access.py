@@ -311,3 +311,44 @@ def test_a_password_change_ends_every_session(conn, login, world):  # noqa: F811
         )
         conn.commit()
         assert _sites(web) == ["site-a", "site-b"]  # the same password: the session stays
+
+
+def test_user_administration_says_what_it_does(conn, world, monkeypatch, capsys):
+    """Workspace round 2, finding 7: `add` refuses an existing name,
+    `set-password` changes one and ends the sessions, an unknown site is
+    warned with the known ones, `list` and `enable`."""
+    import io
+
+    from audit import users
+    from audit.cli import main
+
+    def stdin(text):
+        monkeypatch.setattr("sys.stdin", io.StringIO(text + "\n"))
+
+    stdin("correct horse battery")
+    assert main(["users", "add", "kim", "--role", "reviewer", "--site", "site-99",
+                 "--password-stdin"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning: no loaded record names site site-99" in err and "site-a, site-b" in err
+    stdin("another horse battery")
+    assert main(["users", "add", "kim", "--role", "lead", "--site", "site-a",
+                 "--password-stdin"]) == 2  # fmt: skip
+    assert "user kim exists: `rxaudit users set-password kim" in capsys.readouterr().err
+    assert users.sign_in(conn, "kim", "correct horse battery", 5)  # unchanged
+    token = users.sign_in(conn, "kim", "correct horse battery", 5)
+    stdin("a brand new password")
+    assert main(["users", "set-password", "kim", "--password-stdin"]) == 0
+    assert "every session ended" in capsys.readouterr().out
+    live = conn.execute(
+        "select count(*) from review.sessions where user_name = 'kim' and ended_at is null"
+    ).fetchone()[0]
+    assert token and live == 0
+    assert users.sign_in(conn, "kim", "a brand new password", 5)
+    assert main(["users", "disable", "kim"]) == 0
+    assert main(["users", "enable", "kim"]) == 0
+    assert users.sign_in(conn, "kim", "a brand new password", 5)
+    capsys.readouterr()
+    assert main(["users", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "kim\treviewer\tsite-99\tenabled" in listed and "$argon2" not in listed
+    assert main(["users", "enable", "nobody"]) == 2

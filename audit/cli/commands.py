@@ -215,13 +215,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        print(f"rxaudit: warning: {w}", file=sys.stderr)
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     from audit import users
 
-    password = sys.stdin.readline().rstrip("\r\n")
-    users.add(args.name, args.role, args.site, password)
+    _warn(users.add(args.name, args.role, args.site, _read_password()))
     sites = ", ".join(args.site) if args.site else "every site"
     print(f"user {args.name}: {args.role} of {sites}")
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    from audit import users
+
+    users.set_password(args.name, _read_password())
+    print(f"user {args.name}: password changed, every session ended")
     return 0
 
 
@@ -233,11 +249,29 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    from audit import users
+
+    users.enable(args.name)
+    print(f"user {args.name}: enabled")
+    return 0
+
+
 def cmd_users_set_sites(args: argparse.Namespace) -> int:
     from audit import users
 
-    users.set_sites(args.name, args.site)
+    _warn(users.set_sites(args.name, args.site))
     print(f"user {args.name}: sites {', '.join(args.site) or '(none)'}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from audit import users
+    from audit.cases import print_table
+
+    rows = users.list_users()
+    print_table(rows, sys.stdout, ("name", "role", "sites", "status", "changed"))
+    print(f"{len(rows)} account(s)")
     return 0
 
 

@@ -21,6 +21,9 @@ from audit.cli.commands import (  # noqa: F401 - the parser wires every command
     cmd_serve,
     cmd_users_add,
     cmd_users_disable,
+    cmd_users_enable,
+    cmd_users_list,
+    cmd_users_set_password,
     cmd_users_set_sites,
 )
 
@@ -126,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_users = sub.add_parser("users", parents=[common], help="the workspace's accounts")
     users_sub = p_users.add_subparsers(dest="users_command", metavar="SUBCOMMAND")
     p_uadd = users_sub.add_parser(
-        "add", parents=[common], help="create an account (or replace its role, sites, password)"
+        "add", parents=[common], help="create an account (an existing name is refused)"
     )
     p_uadd.add_argument("name", metavar="NAME")
     p_uadd.add_argument("--role", required=True, choices=("reviewer", "lead", "auditor"))
@@ -135,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_uadd.add_argument("--password-stdin", action="store_true", required=True,
                         help="read the password from standard input (never an argument)")  # fmt: skip
     p_uadd.set_defaults(func=cmd_users_add)
+    p_upw = users_sub.add_parser(
+        "set-password", parents=[common], help="change a password; every session of the user ends"
+    )
+    p_upw.add_argument("name", metavar="NAME")
+    p_upw.add_argument("--password-stdin", action="store_true", required=True,
+                       help="read the password from standard input (never an argument)")  # fmt: skip
+    p_upw.set_defaults(func=cmd_users_set_password)
+    p_uen = users_sub.add_parser("enable", parents=[common], help="enable a disabled account")
+    p_uen.add_argument("name", metavar="NAME")
+    p_uen.set_defaults(func=cmd_users_enable)
+    p_ulist = users_sub.add_parser("list", parents=[common], help="the accounts (no password)")
+    p_ulist.set_defaults(func=cmd_users_list)
     p_udis = users_sub.add_parser("disable", parents=[common], help="disable an account")
     p_udis.add_argument("name", metavar="NAME")
     p_udis.set_defaults(func=cmd_users_disable)
