@@ -31,8 +31,8 @@ serve: $(STAMP) ## the workspace on http://127.0.0.1:8080 (RXAUDIT_WEB_DATABASE_
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-test: $(STAMP) node_modules/.package-lock.json ## run every test (DATABASE_URL, else an embedded PostgreSQL)
-	$(PY) -m pytest
+test: $(STAMP) node_modules/.package-lock.json ## run every test (DATABASE_URL, else an embedded PostgreSQL), two at a time
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP) ## the tests without the slow ones
 	$(PY) -m pytest -m "not slow"

@@ -52,8 +52,13 @@ def template_db(server_url):
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    with db.connect(_with_dbname(server_url, name)) as conn:
-        db.upgrade(conn)
+    # Roles belong to the whole server: parallel workers migrate their
+    # templates one at a time (a lock in the server's own database).
+    with _admin(server_url) as lock:
+        lock.execute("select pg_advisory_lock(727100)")
+        with db.connect(_with_dbname(server_url, name)) as conn:
+            db.upgrade(conn)
+        lock.execute("select pg_advisory_unlock(727100)")
     yield name
     with _admin(server_url) as admin:
         admin.execute(
