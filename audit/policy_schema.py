@@ -93,6 +93,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "nightmare_prazosin_window_days": _DAYS,
         "nightmare_irt_lookback_days": (int, 0, 3650),
     },
+    "measures": {"outlier_min_numerator": (int, 1, 100_000)},
 }
 #: Code lists given to SQL without dots, upper-case (ICD-10-CM with or without the dot).
 ICD_KEYS = ("ptsd_icd10cm", "nightmare_icd10cm", "withdrawal_icd10cm_prefixes",

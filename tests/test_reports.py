@@ -240,3 +240,33 @@ def test_consecutive_shared_releases_hold_a_one_patient_change(conn, tmp_path):
         for new_value, old_value in zip((num, den), old[:2] if old else (None, None), strict=True):
             if new_value is not None and old_value is not None:
                 assert not 0 < abs(new_value - old_value) <= 10, (cell, old_value, new_value)
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("version, marked", [("2027.2", False), ("2027.1", True)])
+def test_one_patient_is_not_an_outlier(conn, tmp_path, version, marked):
+    """Workspace round 2, finding 9: 1 of 120 at a site against 1 of 773
+    overall is no outlier under 2027.2 (outlier_min_numerator 5); 2027.1 kept
+    the old reading."""
+    from audit import pipeline, policy
+    from tests.rulekit import World
+
+    w = World()
+    for i in range(120):
+        p = w.patient(f"a-{i}", ptsd_on="2025-01-10", site="site-a")
+        if i == 0:
+            p.fill("alprazolam", "2025-02-01", 30)
+        else:
+            p.fill("sertraline", "2025-02-01", 30)
+    for i in range(653):
+        w.patient(f"b-{i}", ptsd_on="2025-01-10", site="site-b").fill(
+            "sertraline", "2025-02-01", 30)  # fmt: skip
+    w.load(conn, tmp_path)
+    run = pipeline.audit(conn, policy.load(version), [], full=True)["run_id"]
+    row = conn.execute(
+        "select numerator, denominator, outlier from audit.measures where run_id = %s"
+        " and measure_id = 'BZD-PTSD' and site_id = 'site-a' and prescriber_id = ''"
+        " and numerator > 0",
+        (run,),
+    ).fetchone()
+    assert row[0] == 1 and row[2] is marked

@@ -8,7 +8,8 @@
 --                severity other than info, whose case_date falls in the
 --                quarter, at the case's site;
 --   rate, 95 percent Wilson interval; outlier: a site whose interval lies wholly
---   above the all-sites rate of the same rule and quarter;
+--   above the all-sites rate of the same rule and quarter, with at least the
+--   policy's outlier_min_numerator patients (one patient is not a pattern);
 --   numerator_after_review, rate_after_review: the same patients, less those
 --                whose every such case's reviews agree on, or a lead settled
 --                them as, false_positive or justified (review.disposition: an
@@ -130,7 +131,8 @@ select
     round(a.ci_low, 6) as ci_low,
     round(a.ci_high, 6) as ci_high,
     round(t.rate, 6) as all_sites_rate,
-    a.site_id <> 'ALL' and a.numerator > 0 and round(a.ci_low, 9) > round(t.rate, 9) as outlier,
+    a.site_id <> 'ALL' and a.numerator >= %(outlier_min_numerator)s
+        and round(a.ci_low, 9) > round(t.rate, 9) as outlier,
     a.kept as numerator_after_review,
     round(a.kept::numeric / a.denominator, 6) as rate_after_review
 from rated as a
