@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from audit import users
+from audit import db, users
 from tests.rulekit import World, evaluate
 from tests.test_security import _refused, login  # noqa: F401 - the fixture
 
@@ -352,3 +352,40 @@ def test_user_administration_says_what_it_does(conn, world, monkeypatch, capsys)
     listed = capsys.readouterr().out
     assert "kim\treviewer\tsite-99\tenabled" in listed and "$argon2" not in listed
     assert main(["users", "enable", "nobody"]) == 2
+
+
+def test_the_workspace_refuses_a_login_row_security_does_not_bind(
+    db_url, login, tmp_path, monkeypatch
+):  # noqa: F811
+    """Workspace round 2, finding 4: no superuser, no pipeline role, unless
+    --insecure-dev (said on every page); the embedded default makes and uses
+    a login that is a member of rxaudit_web only."""
+    import stat
+
+    from starlette.testclient import TestClient
+
+    from audit.errors import UsageError
+    from audit.web import login as web_login
+    from audit.web.app import create_app
+
+    with pytest.raises(UsageError, match="a superuser: row-level security does not bind it"):
+        web_login.check_narrow(db_url, insecure_dev=False)
+    with pytest.raises(UsageError, match="the pipeline's role"):
+        web_login.check_narrow(login("rxaudit_loader"), insecure_dev=False)
+    assert web_login.check_narrow(db_url, insecure_dev=True) is True
+    assert web_login.check_narrow(login("rxaudit_web"), insecure_dev=False) is False
+    with TestClient(create_app(db_url, secret="s", insecure=True)) as c:
+        assert "Insecure development mode" in c.get("/login").text
+    with TestClient(create_app(login("rxaudit_web"), secret="s")) as c:
+        assert "Insecure development mode" not in c.get("/login").text
+    # the embedded default's own web login (here over the test server)
+    monkeypatch.setenv("RXAUDIT_HOME", str(tmp_path / "home"))
+    try:
+        url = web_login.embedded_web_url()
+        assert web_login.check_narrow(url, insecure_dev=False) is False
+        assert stat.S_IMODE((tmp_path / "home" / "web-login").stat().st_mode) == 0o600
+        assert web_login.embedded_web_url() == url  # made once, then reused
+    finally:
+        with psycopg.connect(db.to_libpq(db_url), autocommit=True) as admin:
+            admin.execute("drop owned by rxaudit_web_local cascade")
+            admin.execute("drop role if exists rxaudit_web_local")

@@ -207,11 +207,26 @@ def cmd_batch_withdraw(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from audit import db
     from audit.web.app import create_app, server_options
+    from audit.web.login import check_narrow, web_url
 
     if not 1 <= args.port <= 65535:
         raise UsageError("--port must be between 1 and 65535")
-    uvicorn.run(create_app(), **server_options(args.host, args.port))
+    url, own = web_url()
+    insecure = check_narrow(url, args.insecure_dev)
+    where = "the embedded database's own web login" if own else db.describe(url)
+    print(f"rxaudit: the workspace listens on http://{args.host}:{args.port}/ (database:"
+          f" {where}); Ctrl-C stops it", file=sys.stderr, flush=True)  # fmt: skip
+    if insecure:
+        print("rxaudit: WARNING --insecure-dev: this login is not bound by row-level"
+              " security; every page says so", file=sys.stderr)  # fmt: skip
+    app = create_app(url, insecure=insecure)
+    if not args.quiet:
+        from audit.web.guard import AccessLog
+
+        app = AccessLog(app)  # requests on stderr, without ids or filters
+    uvicorn.run(app, **server_options(args.host, args.port))
     return 0
 
 

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", parents=[common], help="the QI team's workspace (web)")
     p_serve.add_argument("--host", default="127.0.0.1", metavar="H", help="address (127.0.0.1)")
     p_serve.add_argument("--port", type=int, default=8080, metavar="P", help="port (8080)")
+    p_serve.add_argument("--insecure-dev", action="store_true",
+                         help="allow a superuser or the pipeline's login (a local trial only;"
+                              " every page says so)")  # fmt: skip
     p_serve.set_defaults(func=cmd_serve)
 
     p_batch = sub.add_parser("batch", parents=[common], help="one batch in full")

@@ -39,11 +39,12 @@ def server_options(host: str, port: int) -> dict:
 
 
 def create_app(database_url: str | None = None, secret: str | None = None,
-               proxy_header: str | None = None):  # fmt: skip
+               proxy_header: str | None = None, insecure: bool = False):  # fmt: skip
     """The workspace over ``database_url`` (the web role's login; default
     ``RXAUDIT_WEB_DATABASE_URL``, else ``DATABASE_URL``); ``proxy_header``
     (default ``RXAUDIT_WEB_PROXY_USER_HEADER``): see docs/security.md."""
     ws = Workspace(database_url, secret, proxy_header)
+    ws.insecure = insecure
 
     def stylesheet(ws: Workspace, request: Request, form=None) -> Response:
         return Response(ws.css, media_type="text/css", headers=HEADERS)

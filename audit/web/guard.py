@@ -3,6 +3,10 @@ headers on every answer, the framework's own 404 and 405 included."""
 
 from __future__ import annotations
 
+import re
+import sys
+import time
+
 from starlette.responses import HTMLResponse
 
 HEADERS = {
@@ -88,3 +92,32 @@ class Guard:
             await send(message)
 
         return await self.app(scope, receive, with_headers)
+
+
+_ID_SEGMENT = re.compile(r"^/(cases|batches)/[^/]+")
+
+
+class AccessLog:
+    """One line per request on stderr: method, path with its ids replaced by
+    ``{id}`` and no query string (a filter can name a prescriber), status and
+    milliseconds. The access log that says who saw what is the database's."""
+
+    def __init__(self, app, out=None) -> None:
+        self.app, self.out = app, out or sys.stderr
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), [0]
+
+        async def seen(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, seen)
+        finally:
+            path = _ID_SEGMENT.sub(lambda m: f"/{m.group(1)}/{{id}}", scope.get("path", ""))
+            print(f"[{time.strftime('%H:%M:%S')}] {scope.get('method')} {path} {status[0]}"
+                  f" {(time.perf_counter() - t0) * 1000:.0f} ms", file=self.out, flush=True)  # fmt: skip

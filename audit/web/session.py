@@ -91,6 +91,7 @@ class Workspace:
         self.trusted = set(trusted_proxies())
         self.idle: queue.LifoQueue = queue.LifoQueue()
         self.figures: dict[tuple, dict] = {}  # the overview's aggregates, per run and reviews
+        self.insecure = False  # a login row-level security does not bind (--insecure-dev)
 
     def proxy_user(self, request: Request) -> str | None:
         """The user the trusted proxy names, or None (off, another address,
@@ -134,7 +135,7 @@ class Workspace:
             conn.close()
 
     def page(self, template: str, status: int = 200, **values) -> HTMLResponse:
-        html = self.env.get_template(template).render(**values)
+        html = self.env.get_template(template).render(insecure=self.insecure, **values)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
