@@ -440,3 +440,45 @@ def test_a_hurried_submit_confirms_nothing_and_long_notes_wrap(client, cases):
                     data={"note": "quick", "csrf_token": _csrf(page)}, follow_redirects=False)  # fmt: skip
     assert r.status_code == 400
     assert "overflow-wrap: anywhere" in client.get("/static/web.css").text
+
+
+def test_the_access_log_is_paged_filtered_exported_and_records_refusals(client, cases, conn):
+    """Workspace round 2, finding 6: every row reachable (paged in
+    PostgreSQL), filtered by user, case, site, kind and date, the filtered
+    rows exported; refused attempts are rows too."""
+    sign_in(client, "bob")  # site-b: refused on site-a's case and the auditors' pages
+    page = client.get(f"/cases/{cases['b1']}")
+    r = client.post(f"/cases/{cases['a1']}/reviews", data={
+        "status": "confirmed", "note": "not mine", "csrf_token": _csrf(page.text)},
+        follow_redirects=False)  # fmt: skip
+    assert r.status_code == 404
+    assert client.get("/access-log").status_code == 403
+    assert client.get("/batches").status_code == 403
+    for _ in range(250):
+        client.get(f"/cases/{cases['b1']}")
+    client.cookies.clear()
+    client.get("/login")
+    sign_in(client, "bob", "a wrong password")
+    client.cookies.clear()
+    sign_in(client, "audrey")
+    first = client.get("/access-log?user=bob").text
+    assert "page 1 of 2" in first and "older</a>" in first
+    total = conn.execute(
+        "select count(*) from review.access_log where user_name = 'bob'"
+    ).fetchone()[0]
+    assert f"{total} row(s)" in first
+    kinds = {r[0] for r in conn.execute("select what from review.access_log")}
+    assert {"review refused (not found)", "access log refused", "batches refused",
+            "failed sign-in"} <= kinds  # fmt: skip
+    older = client.get("/access-log?user=bob&page=2").text
+    assert older.count("<tr><td") == total - 200
+    one = client.get(f"/access-log?case={cases['a1']}&kind=review+refused+%28not+found%29").text
+    assert "1 row(s)" in one and "site-a" in one
+    rows = list(
+        csv.DictReader(io.StringIO(client.get("/access-log.csv?user=BOB&kind=case+page").text))
+    )
+    assert len(rows) == 251 and {r["what"] for r in rows} == {"case page"}
+    assert {r["site_id"] for r in rows} == {"site-b"}
+    bad = client.get("/access-log?from=2026-02-30").text
+    assert "must be a date YYYY-MM-DD: that filter was not applied" in bad
+    assert client.get("/access-log.csv?from=2026-05-01&to=2026-01-01").status_code == 400

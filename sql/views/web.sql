@@ -49,8 +49,9 @@ create or replace view web.rules as select * from report_shared.rules;
 
 -- The access log: auditors only.
 create or replace view web.access_log with (security_barrier) as
-    select l.log_id, l.user_name, l.at, l.what, l.object_id, l.rows
+    select l.log_id, l.user_name, l.at, l.what, l.object_id, l.rows, c.site_id
     from review.access_log as l
+    left join audit.cases as c on c.case_id = l.object_id
     where (select review.session_role()) = 'auditor';
 
 grant select on all tables in schema web to rxaudit_web;

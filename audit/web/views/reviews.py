@@ -51,7 +51,10 @@ def _case_action(ws: Workspace, request: Request, form, act) -> Response:
             s.conn.rollback()
             return s.refused("Only a lead assigns cases.")
         except psycopg.errors.NoDataFound:
-            s.conn.rollback()
+            s.conn.rollback()  # recorded: an attempt on a case not at the user's sites
+            s.conn.execute("select review.log_access(%s, %s, 0)",
+                           (f"{act.__name__.strip('_')} refused (not found)", case_id))  # fmt: skip
+            s.conn.commit()
             return s.page("error.html", 404, title="Not found",
                           message="No such case at your sites, or no such reviewer there.")  # fmt: skip
         if shown is not None:
