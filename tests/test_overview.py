@@ -211,3 +211,25 @@ def test_the_trend_is_the_headlines_rate_over_the_last_quarters():
     assert (a["rule_id"], b["rule_id"]) == ("A", "B")
     assert a["rates"] == [i / 100 for i in range(2, 14)]
     assert b["rates"] == [None] * 11 + [0.1]
+
+
+def test_changes_say_their_direction_and_the_heat_map_keeps_its_caption(ran, conn, login):  # noqa: F811
+    """Workspace round 2, finding 10: a change is worse (up) or better (down),
+    '0.0' only when it is zero; the heat map and its caption print together."""
+    users.add("otto", "auditor", [], PASSWORD)
+    app = create_app(login("rxaudit_web"), secret="overview-secret")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        form = c.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        c.post("/login", data={"username": "otto", "password": PASSWORD, "csrf_token": token})
+        page = c.get("/").text
+        css = c.get("/static/web.css").text
+    changes = re.findall(r'<span class="(worse|better|same)">([^<]*)</span>', page)
+    assert changes
+    for kind, text in changes:
+        if kind == "same":
+            assert text == "0.0 pts, no change"
+        else:
+            assert text.endswith(f"pts, {kind}") and not text.startswith(("+0.0", "-0.0"))
+            assert text.startswith("+") == (kind == "worse")
+    assert '<section class="heatmap">' in page and "section.heatmap { break-inside: avoid" in css

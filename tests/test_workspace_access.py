@@ -355,8 +355,11 @@ def test_user_administration_says_what_it_does(conn, world, monkeypatch, capsys)
 
 
 def test_the_workspace_refuses_a_login_row_security_does_not_bind(
-    db_url, login, tmp_path, monkeypatch
-):  # noqa: F811
+    db_url,
+    login,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
     """Workspace round 2, finding 4: no superuser, no pipeline role, unless
     --insecure-dev (said on every page); the embedded default makes and uses
     a login that is a member of rxaudit_web only."""

@@ -88,9 +88,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             converted = []
             for i, src in enumerate(batch_dirs):
                 out = staging / f"batch-{i:03d}"
-                convert(args.source, src, out, _as_of(args.as_of), args.site,
-                        order_supply_days=args.order_supply_days,
-                        history_from=_date_arg(args.history_from, "--history-from"))  # fmt: skip
+                _, report = convert(args.source, src, out, _as_of(args.as_of), args.site,
+                                    order_supply_days=args.order_supply_days,
+                                    history_from=_date_arg(args.history_from,
+                                                           "--history-from"))  # fmt: skip
+                if not args.quiet:  # what the conversion kept, dropped and could not map
+                    for line in report.lines():
+                        print(line, file=sys.stderr)
                 converted.append(out)
             batch_dirs = converted
         summary = pipeline.run(
@@ -122,7 +126,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{summary['cases']['open']} open case(s) in {summary['cohort_patients']} cohort patients; "
         f"report in {summary['report_dir']}"
     )
+    if not summary["cohort_patients"]:
+        print(f"rxaudit: {_no_cohort(args.policy)}", file=sys.stderr)
     return 3 if counts["rejected"] else 0
+
+
+def _no_cohort(policy_path: str | None) -> str:
+    """Which diagnosis codes the audit looked for, when it found no patient."""
+    from audit import policy
+
+    pol = policy.load(Path(policy_path) if policy_path else None)
+    cohort = pol.content["cohort"]
+    icd = ", ".join(cohort["ptsd_icd10cm"]) or "none"
+    snomed = ", ".join(cohort.get("ptsd_snomed") or []) or "none"
+    return (f"no patient is in the PTSD cohort: the audit looked for diagnoses coded ICD-10-CM"
+            f" {icd} or SNOMED CT {snomed} (policy {pol.version}, cohort.ptsd_icd10cm and"
+            " cohort.ptsd_snomed); check the source's diagnosis codes and code systems")  # fmt: skip
 
 
 def check_out_dir(out: Path) -> None:
