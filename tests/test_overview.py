@@ -233,3 +233,28 @@ def test_changes_say_their_direction_and_the_heat_map_keeps_its_caption(ran, con
             assert text.endswith(f"pts, {kind}") and not text.startswith(("+0.0", "-0.0"))
             assert text.startswith("+") == (kind == "worse")
     assert '<section class="heatmap">' in page and "section.heatmap { break-inside: avoid" in css
+
+
+def test_a_reviewer_sees_their_sites_ranked_beside_all_sites(ran, conn, login):  # noqa: F811
+    """Workspace round 2, finding 8: the user's sites ranked as all sites
+    are, with the all-sites rate beside; another site's cell says it is one
+    the user cannot open."""
+    users.add("olive", "reviewer", ["site-01"], PASSWORD)
+    app = create_app(login("rxaudit_web"), secret="overview-secret")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        form = c.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        c.post("/login", data={"username": "olive", "password": PASSWORD, "csrf_token": token})
+        page = c.get("/").text
+    assert "At your sites (site-01)" in page
+    mine = re.findall(r'<tr data-mine-rule="([^"]+)">', page)
+    assert mine and len(mine) == len(set(mine))
+    site_rows = {r[0]: r[1:] for r in conn.execute(
+        "select m.measure_id, m.numerator, m.denominator from audit.measures m"
+        " where m.site_id = 'site-01' and m.prescriber_id = '' and m.kind = 'rule'"
+        " and m.period = (select max(period) from audit.measures where kind = 'rule')")}  # fmt: skip
+    first = page.split(f'<tr data-mine-rule="{mine[0]}">')[1].split("</tr>")[0]
+    num, den = site_rows[mine[0]]
+    assert f"{num} of {den}" in first
+    assert "site-02: a site you cannot open" in page and "not your site" in page
+    assert 'href="/cases?rule=' in page and "&amp;site=site-02&amp;" not in page

@@ -482,3 +482,22 @@ def test_the_access_log_is_paged_filtered_exported_and_records_refusals(client, 
     bad = client.get("/access-log?from=2026-02-30").text
     assert "must be a date YYYY-MM-DD: that filter was not applied" in bad
     assert client.get("/access-log.csv?from=2026-05-01&to=2026-01-01").status_code == 400
+
+
+def test_filters_are_choices_and_wrong_ones_are_said(client, cases):
+    """Workspace round 2, finding 11: rule and site are choices from the data,
+    typed values match whatever their case; a wrong quarter, a 'from' after
+    'to' or an unknown queue is said, and the export refuses it."""
+    sign_in(client, "alice")
+    page = client.get("/cases").text
+    assert '<select name="rule"><option value="">any</option><option value="BZD-PTSD">' in page
+    assert '<option value="site-a">' in page and '<option value="site-b">' not in page
+    lower = client.get("/cases?rule=bzd-ptsd&site=SITE-A").text
+    assert set(re.findall(r'href="/cases/(C[0-9a-f]+)"', lower)) == {cases["a1"], cases["a2"]}
+    for query, said in (("quarter=2025-5", "a quarter looks like 2025-Q4"),
+                        ("from=2025-06-01&to=2025-01-01", "&#39;from&#39; is after &#39;to&#39;"),
+                        ("queue=everyone", "queue must be one of mine"),
+                        ("site=site-b", "no case of site &#39;site-b&#39; at your sites")):  # fmt: skip
+        text = client.get(f"/cases?{query}").text
+        assert said in text and "that filter was not applied" in text, query
+        assert client.get(f"/cases.csv?{query}").status_code == 400, query

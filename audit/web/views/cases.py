@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from audit import overview
 from audit.web import charts
-from audit.web.filters import count, filters, listed
+from audit.web.filters import choices, count, filters, listed
 from audit.web.guard import HEADERS
 from audit.web.session import Signed, Workspace, to_login
 from audit.web.views.reviews import conflict
@@ -32,7 +32,8 @@ def worklist(ws: Workspace, request: Request, form=None) -> Response:
     with Signed(ws, request) as s:
         if not s.me:
             return to_login()
-        f, query, where = filters(request, s.me)
+        known = choices(s.conn)
+        f, query, where, problems = filters(request, s.me, known)
         total = count(s.conn, where)
         pages = max(1, math.ceil(total / PAGE_ROWS))
         try:
@@ -43,14 +44,16 @@ def worklist(ws: Workspace, request: Request, form=None) -> Response:
         s.conn.execute("select review.log_access('worklist', %s, %s)", (query or None, len(rows)))
         s.conn.commit()
         return s.page("cases.html", title="Worklist", cases=rows, total=total, page=page_no,
-                      pages=pages, f=f, query=query)  # fmt: skip
+                      pages=pages, f=f, query=query, known=known, problems=problems)  # fmt: skip
 
 
 def export(ws: Workspace, request: Request, form=None) -> Response:
     with Signed(ws, request) as s:
         if not s.me:
             return to_login()
-        _, query, where = filters(request, s.me)
+        _, query, where, problems = filters(request, s.me, choices(s.conn))
+        if problems:  # the export follows the same filter: a wrong one is said, not ignored
+            return s.page("error.html", 400, title="Not exported", message="; ".join(problems))
         rows = listed(s.conn, where, None, 0)
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")

@@ -57,4 +57,30 @@ def overview_page(ws: Workspace, request: Request, form=None) -> Response:
             mine = ws.figures[key] = {r["rule_id"]: r for r in s.conn.execute(
                 "select rule_id, count(*) as open, count(*) filter (where reviewed)"
                 " as reviewed from web.case_index where status = 'open' group by rule_id")}  # fmt: skip
-        return s.page("overview.html", title="Overview", fig=fig, mine=mine)
+        sites = [] if s.me["role"] == "auditor" else list(s.me["sites"] or [])
+        return s.page("overview.html", title="Overview", fig=fig, mine=mine, sites=sites,
+                      at_my_sites=my_sites(fig, sites))  # fmt: skip
+
+
+def my_sites(fig: dict, sites: list[str]) -> list[dict]:
+    """The headlines ranked for the user's sites: each rule's counts summed
+    over those sites (a patient seen at two of them counts twice), beside
+    the all-sites rate of the same quarter. Empty for an auditor."""
+    if not sites:
+        return []
+    summed: dict[tuple, dict] = {}
+    for r in fig["rows"]:
+        if r["site_id"] not in sites or r["denominator"] is None:
+            continue
+        key = (r["measure_id"], r["period"])
+        cell = summed.setdefault(key, {"measure_id": r["measure_id"], "period": r["period"],
+                                       "site_id": "ALL", "numerator": 0, "denominator": 0,
+                                       "numerator_after_review": 0})  # fmt: skip
+        cell["numerator"] += r["numerator"] or 0
+        cell["denominator"] += r["denominator"] or 0
+        cell["numerator_after_review"] += r.get("numerator_after_review") or 0
+    heads = overview.headlines(fig["rules"], list(summed.values()), fig["as_of"])
+    everyone = {h["rule_id"]: h for h in fig["headlines"]}
+    for h in heads:
+        h["all_sites_rate"] = everyone.get(h["rule_id"], {}).get("rate")
+    return heads
