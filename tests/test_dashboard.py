@@ -75,6 +75,11 @@ def test_dashboard_renders_filters_and_opens_a_case(db_url, tmp_path, browser):
     assert before != after
     rules = set(page.locator("#case-table tbody tr td:nth-child(2)").all_inner_texts())
     assert rules == {"PSY-INCOMPLETE"}
+    # workspace round 2, finding 10: newest first, excluded cases only when asked
+    shown = page.locator("#case-table tbody tr td:nth-child(4)").all_inner_texts()
+    assert "excluded" not in shown
+    dates = page.locator("#case-table tbody tr td:nth-child(1)").all_inner_texts()
+    assert dates == sorted(dates, reverse=True)
     page.select_option("#f-severity", "medium")
     page.locator("#case-table tbody tr").first.click()
     page.wait_for_selector("#panel:not([hidden])")

@@ -184,7 +184,9 @@ function setupFilters(d) {
   fillSelect("f-prescriber", L.prescriber.map((s, i) => ({ value: String(i), label: s }))
     .sort((a, b) => a.label.localeCompare(b.label)), "all prescribers");
   fillSelect("f-severity", SEVERITIES, "all severities");
-  fillSelect("f-status", ["open", "excluded", "resolved"], "all statuses");
+  // excluded cases (hospice, an approved trial...) only when asked for
+  fillSelect("f-status", ["open", "resolved", "excluded", { value: "*", label: "all, excluded too" }],
+    "open and resolved");
   fillSelect("f-review", [{ value: "-", label: "not reviewed" }, "confirmed", "justified",
     "false_positive", "reopened"], "any review");
   fillSelect("f-quarter", d.overview.periods.slice().reverse(), "any quarter");
@@ -206,11 +208,12 @@ function drawCases(d) {
     if (f.site && String(c.site[i]) !== f.site) continue;
     if (f.prescriber && String(c.prescriber[i]) !== f.prescriber) continue;
     if (f.severity && c.severity[i] !== f.severity) continue;
-    if (f.status && c.status[i] !== f.status) continue;
+    if (f.status === "" ? c.status[i] === "excluded" : f.status !== "*" && c.status[i] !== f.status) continue;
     if (f.review === "-" ? c.review[i] !== "" : f.review && c.review[i] !== f.review) continue;
     if (q && (c.date[i] < lo || c.date[i] > hi)) continue;
     out.push(i);
   }
+  out.sort((a, b) => c.date[b] - c.date[a] || a - b); // newest case date first
   state.filtered = out;
   el("case-count").textContent = out.length > MAX_ROWS
     ? `${out.length.toLocaleString()} cases; showing the first ${MAX_ROWS}. Narrow the filters to see others.`
