@@ -24,11 +24,12 @@ create or replace view report.cases as
              else coalesce((select l.run_id from report.latest_run as l), c.last_evaluated_run)
         end as last_seen_run,
         c.resolved_run,
-        review.disposition(c.case_id) as review_status, rv.reviewer as last_reviewer,
+        disp.status as review_status, rv.reviewer as last_reviewer,
         rv.reviewed_at as last_reviewed_at, c.resolved_reason,
-        review.disposition(c.case_id) = 'conflict' as review_conflict
+        disp.status = 'conflict' as review_conflict
     from audit.cases c
     left join audit.rules r on r.rule_id = c.rule_id
+    cross join lateral (select review.disposition(c.case_id) as status offset 0) as disp
     left join lateral (
         select v.status, v.reviewer, v.reviewed_at from review.reviews v
         where v.case_id = c.case_id order by v.review_id desc limit 1

@@ -28,11 +28,24 @@ def csv_cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _choices(ws: Workspace, s: Signed) -> dict[str, list[str]]:
+    """The filter choices of the user's cases, kept until the next run (the
+    cases change only with a run)."""
+    state = s.conn.execute("select run_id from web.overview_state").fetchone() or {}
+    key = ("choices", state.get("run_id"), s.me["role"], tuple(s.me["sites"] or ()))
+    known = ws.figures.get(key)
+    if known is None:
+        if len(ws.figures) > 64:
+            ws.figures.clear()
+        known = ws.figures[key] = choices(s.conn)
+    return known
+
+
 def worklist(ws: Workspace, request: Request, form=None) -> Response:
     with Signed(ws, request) as s:
         if not s.me:
             return to_login()
-        known = choices(s.conn)
+        known = _choices(ws, s)
         f, query, where, problems = filters(request, s.me, known)
         total = count(s.conn, where)
         pages = max(1, math.ceil(total / PAGE_ROWS))
@@ -51,7 +64,7 @@ def export(ws: Workspace, request: Request, form=None) -> Response:
     with Signed(ws, request) as s:
         if not s.me:
             return to_login()
-        _, query, where, problems = filters(request, s.me, choices(s.conn))
+        _, query, where, problems = filters(request, s.me, _choices(ws, s))
         if problems:  # the export follows the same filter: a wrong one is said, not ignored
             return s.page("error.html", 400, title="Not exported", message="; ".join(problems))
         rows = listed(s.conn, where, None, 0)
