@@ -185,20 +185,19 @@ def compute(conn: psycopg.Connection, run_id: str, params: dict) -> None:
 def _published(conn: psycopg.Connection, run_id: str) -> tuple[dict, dict]:
     """Every value each shared cell was published with by earlier runs, and
     the last release's rows by cell (for :func:`audit.releases.hold`)."""
-    history: dict[tuple, dict[str, set[int]]] = {}
-    for measure, period, site, num, den in conn.execute(
-        "select s.measure_id, s.period, s.site_id, s.numerator, s.denominator"
-        " from audit.measures_shared as s join audit.runs as r using (run_id)"
-        " where s.run_id <> %s and r.status in ('ok', 'rejected')",
-        (run_id,),
-    ):
-        cell = history.setdefault(
-            (measure, period, site), {"numerator": set(), "denominator": set()}
+    # each cell's distinct published values, gathered in PostgreSQL
+    history = {
+        (measure, period, site): {"numerator": set(nums), "denominator": set(dens)}
+        for measure, period, site, nums, dens in conn.execute(
+            "select s.measure_id, s.period, s.site_id,"
+            " coalesce(array_agg(distinct s.numerator) filter (where s.numerator is not null), '{}'),"
+            " coalesce(array_agg(distinct s.denominator) filter (where s.denominator is not null),"
+            " '{}') from audit.measures_shared as s join audit.runs as r using (run_id)"
+            " where s.run_id <> %s and r.status in ('ok', 'rejected')"
+            " group by s.measure_id, s.period, s.site_id",
+            (run_id,),
         )
-        if num is not None:
-            cell["numerator"].add(num)
-        if den is not None:
-            cell["denominator"].add(den)
+    }
     cur = conn.execute(
         "select measure_id, period, site_id, denominator, numerator, rate, ci_low, ci_high,"
         " outlier, suppressed from audit.measures_shared where run_id = ("

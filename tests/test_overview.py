@@ -104,6 +104,12 @@ def ran(db_url, tmp_path):
     return tmp_path
 
 
+def _sign_in(client, name: str) -> None:
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token})
+
+
 def _alone_case(conn):
     """An open counted case whose patient has no other open case of that rule
     in its quarter: reviewing it false_positive lowers that numerator by one."""
@@ -147,9 +153,7 @@ def test_the_workspace_overview_ranks_shows_review_rates_and_links_cells(ran, co
     users.add("otto", "auditor", [], PASSWORD)
     app = create_app(login("rxaudit_web"), secret="overview-secret")
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        form = c.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        c.post("/login", data={"username": "otto", "password": PASSWORD, "csrf_token": token})
+        _sign_in(c, "otto")
         page = c.get("/").text
         ranked = re.findall(r'<tr data-rule="([^"]+)">', page)
         assert len(ranked) == 12 and "VEN-SEQUENCE" not in ranked
@@ -180,11 +184,7 @@ def test_the_workspace_overview_ranks_shows_review_rates_and_links_cells(ran, co
                             (case_id,)).fetchone()[0]  # fmt: skip
         users.add("rita", "reviewer", [site], PASSWORD)
         with TestClient(app, base_url="http://127.0.0.1") as rita:
-            form = rita.get("/login").text
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-            rita.post(
-                "/login", data={"username": "rita", "password": PASSWORD, "csrf_token": token}
-            )
+            _sign_in(rita, "rita")
             case = rita.get(f"/cases/{case_id}").text
             token = re.search(r'name="csrf_token" value="([^"]+)"', case).group(1)
             r = rita.post(f"/cases/{case_id}/reviews", data={"status": "false_positive",
@@ -219,9 +219,7 @@ def test_changes_say_their_direction_and_the_heat_map_keeps_its_caption(ran, con
     users.add("otto", "auditor", [], PASSWORD)
     app = create_app(login("rxaudit_web"), secret="overview-secret")
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        form = c.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        c.post("/login", data={"username": "otto", "password": PASSWORD, "csrf_token": token})
+        _sign_in(c, "otto")
         page = c.get("/").text
         css = c.get("/static/web.css").text
     changes = re.findall(r'<span class="(worse|better|same)">([^<]*)</span>', page)
@@ -242,9 +240,7 @@ def test_a_reviewer_sees_their_sites_ranked_beside_all_sites(ran, conn, login): 
     users.add("olive", "reviewer", ["site-01"], PASSWORD)
     app = create_app(login("rxaudit_web"), secret="overview-secret")
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        form = c.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-        c.post("/login", data={"username": "olive", "password": PASSWORD, "csrf_token": token})
+        _sign_in(c, "olive")
         page = c.get("/").text
     assert "At your sites (site-01)" in page
     mine = re.findall(r'<tr data-mine-rule="([^"]+)">', page)
