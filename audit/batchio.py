@@ -18,6 +18,43 @@ from audit import contract
 from audit.manifest import MANIFEST
 
 
+#: The mapping report's note of the records dated after the patient's recorded death.
+AFTER_DEATH = "records dated after the patient's recorded death (kept)"
+MAPPING_REPORT_MAX_BYTES = 1 << 20
+
+
+def mapping_report_of(batch_dir: Path) -> Path:
+    """Where a converted batch's mapping report is: beside the batch folder."""
+    batch_dir = Path(batch_dir)
+    return batch_dir.parent / f"{batch_dir.name}.mapping.json"
+
+
+def after_death_of(batch_dir: Path) -> dict | None:
+    """The records dated after death that the batch's mapping report counts
+    (``{file: {"rows": n, "lines": [...]}}``), or None: no report, or one
+    that is not the adapters' (only contract file names and whole numbers
+    are taken from it)."""
+    path = mapping_report_of(batch_dir)
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAPPING_REPORT_MAX_BYTES:
+            return None
+        notes = json.loads(path.read_text(encoding="utf-8")).get("notes") or {}
+        found = notes.get(AFTER_DEATH)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(found, dict) or not found:
+        return None
+    out = {}
+    for name, v in found.items():
+        ok = name in contract.FILES_BY_NAME and isinstance(v, dict)
+        rows, lines = (v.get("rows"), v.get("lines")) if ok else (None, None)
+        if not (isinstance(rows, int) and rows > 0 and isinstance(lines, list)
+                and all(isinstance(n, int) and n > 1 for n in lines[:20])):  # fmt: skip
+            return None
+        out[name] = {"rows": rows, "lines": lines[:20]}
+    return out
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from audit import __version__, db, measures, policy, reports, rules
+from audit.batchio import after_death_of
 from audit.errors import BatchRejected, RxauditError
 from audit.ingest import LoadSettings
 from audit.ingest.load import Loader
@@ -49,6 +50,11 @@ def ingest_batches(
         progress(f"batch {i} of {len(batch_dirs)}: {batch_dir}")
         try:
             doc = loader.ingest(batch_dir).as_json()
+            if doc["status"] == "loaded" and (after_death := after_death_of(batch_dir)):
+                conn.execute(
+                    "update audit.batches set after_death = %s where batch_no = %s",
+                    (Jsonb(after_death), doc["batch_no"]),
+                )
         except BatchRejected as exc:
             exc.in_folder(str(batch_dir))
             doc = {"batch_dir": str(batch_dir), "batch_id": exc.batch_id,

@@ -170,12 +170,33 @@ def _line_table(
     out.append("</table>")
 
 
+def _after_death(out: list[str], rows: list) -> None:
+    """Records dated after the patient's recorded death, per batch and file."""
+    out.append("<h2>Records dated after the patient's death</h2>")
+    if not rows:
+        out.append("<p class='ok'>None.</p>")
+        return
+    out.append(
+        "<p>Records of converted batches dated after the patient's recorded death"
+        " (FHIR <code>Patient.deceasedDateTime</code>): kept and audited as they are; a"
+        " date after death is usually an entry error or a late documentation date.</p>"
+        "<table><tr><th>batch</th><th>file</th><th>records</th><th>lines (first 20)</th></tr>"
+    )
+    for batch_id, files in rows:
+        for name, v in sorted(files.items()):
+            out.append(
+                f"<tr><td>{_e(batch_id)}</td><td>{_e(name)}</td><td class='n'>{v['rows']:,}</td>"
+                f"<td>{_e(', '.join(str(n) for n in v['lines']))}</td></tr>"
+            )
+    out.append("</table>")
+
+
 def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
     batches = conn.execute(
         "select batch_no, batch_id, source, as_of, status, reason, rows_in, rows_loaded,"
         " rows_quarantined, dropped_columns, age_90_plus_patients, quarantine_summary,"
         " to_char(finished_at, 'YYYY-MM-DD HH24:MI'), replacements, replace_allowed,"
-        " cases_resolved from audit.batches order by batch_no"
+        " cases_resolved, after_death from audit.batches order by batch_no"
     ).fetchall()
     validations = conn.execute(
         "select batch_no, file_name, success, statistics, results from audit.validation_results"
@@ -305,6 +326,7 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         " (every row of the fill day gives a <code>quantity</code>): the audit counted at most"
         " the quantity in days (two tablets before an MRI cover two days, not a week).",
     )  # fmt: skip
+    _after_death(out, [(b[1], b[16]) for b in batches if b[16]])
     for b in batches:
         out.append(f"<h2>Batch {_e(b[1])}</h2>")
         if b[5]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from audit import contract
-from audit.ingest import LoadSettings, compile, ingest, stage, suite
+from audit.ingest import LoadSettings, compile, ingest, stage, suite, values
 from audit.ingest.fragments import staged
 from audit.manifest import read_manifest
 from tests.batches import base_tables, make_batch
@@ -82,6 +82,7 @@ def _staged_again(conn, path, batch_no):
         stage.copy_file(conn, path / spec.file_name, spec, batch_no,
                         manifest.files[spec.file_name].sha256, manifest.schema_version,
                         lambda _: None)  # fmt: skip
+        values.build(conn, spec, batch_no)
     return sorted(specs, key=contract.FILES.index)
 
 

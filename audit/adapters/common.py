@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit import contract
-from audit.batchio import write_manifest
+from audit.batchio import AFTER_DEATH, write_manifest
 from audit.errors import UsageError
 
 TOKEN_KEY_ENV = "RXAUDIT_TOKEN_KEY"
@@ -114,6 +114,14 @@ class Tokenizer:
         return f"{kind}-{hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:24]}"
 
 
+#: The date a record of each file is of (a record after the patient's death is counted).
+RECORD_DATE = {
+    spec.table: next(c.name for c in spec.columns if c.kind == contract.DATE)
+    for spec in contract.FILES
+    if spec.table != "patients" and any(c.kind == contract.DATE for c in spec.columns)
+}
+
+
 @dataclass
 class TableReport:
     read: int = 0
@@ -164,6 +172,8 @@ class ConversionReport:
             top = ", ".join(f"{c} ({n})" for c, n in counter.most_common(5))
             out.append(f"  unmapped {kind}: {sum(counter.values())} rows; most frequent: {top}")
         for key, value in self.notes.items():
+            if key == AFTER_DEATH:
+                value = ", ".join(f"{f} {v['rows']:,}" for f, v in value.items())
             out.append(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
         for table, fields in sorted(self.cannot_fill.items()):
             for text in fields:
@@ -175,9 +185,15 @@ class ConversionReport:
 class NativeWriter:
     """Streams native CSV files; the manifest is written by :meth:`finish`, last."""
 
-    def __init__(self, out: Path, dedupe: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, out: Path, dedupe: tuple[str, ...] | None = None,
+        deaths: dict[str, dt.date] | None = None,
+    ) -> None:  # fmt: skip
         """``dedupe``: the tables whose repeated ids are dropped (all when None);
-        a streaming adapter lists only small ones, to keep memory flat."""
+        a streaming adapter lists only small ones, to keep memory flat.
+        ``deaths``: each patient's recorded date of death (by patient token);
+        the rows dated after it are kept, and counted per file (with their
+        first lines) in ``after_death`` for the data-quality report."""
         out.mkdir(parents=True, exist_ok=True)
         if any(out.iterdir()):
             raise UsageError(f"{out} exists and is not empty")
@@ -187,6 +203,8 @@ class NativeWriter:
         self.rows = Counter()
         self.seen: dict[str, set[str]] = {}
         self.dedupe = dedupe
+        self.deaths = deaths if deaths is not None else {}
+        self.after_death: dict[str, dict] = {}  # file -> rows, first 20 lines
 
     def _writer(self, table: str):
         if table not in self.writers:
@@ -210,6 +228,13 @@ class NativeWriter:
             ["" if row.get(c) is None else row[c] for c in spec.column_names]
         )
         self.rows[table] += 1
+        if self.deaths and (died := self.deaths.get(row.get("patient_id"))):
+            on = row.get(RECORD_DATE.get(table, ""))
+            if on and str(on) > died.isoformat():
+                found = self.after_death.setdefault(spec.file_name, {"rows": 0, "lines": []})
+                found["rows"] += 1
+                if len(found["lines"]) < 20:  # the header is line 1
+                    found["lines"].append(self.rows[table] + 1)
         return True
 
     def finish(

@@ -26,9 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from audit.adapters.common import (
+    AFTER_DEATH,
     ConversionReport,
     NativeWriter,
     Tokenizer,
+    parse_date,
 )
 from audit.adapters.fhir_care import Care
 from audit.adapters.fhir_meds import Medications
@@ -42,6 +44,7 @@ from audit.adapters.fhir_values import (
     org_key,
     ref_id,
     said,
+    site_slug,
     when,
 )
 from audit.errors import UsageError
@@ -58,12 +61,15 @@ class _Conversion(Care, Medications):
         # FHIR ids are unique per type, so rows keyed by their resource need
         # no memory of what was written; only an encounter's session, which
         # its procedures share, is remembered (by encounter id)
-        self.w = NativeWriter(out, dedupe=("trials",))
+        self.deaths: dict[str, dt.date] = {}  # patient token -> deceasedDateTime
+        self.w = NativeWriter(out, dedupe=("trials",), deaths=self.deaths)
         self.encounter_sessions: set[str] = set()
         self.practitioners: dict[str, str] = {}  # "system|value" -> Practitioner id
         self.medications: dict[str, dict] = {}
         self.patients: dict[str, list] = {}  # id -> [birth year, sex, org, then site]
         self.site_votes: dict[str, Counter] = {}  # only patients without managingOrganization
+        self.org_sites: dict[str, str] = {}  # Organization id -> its name as a site id
+        self.location_sites: dict[str, str] = {}  # Location id -> its organization's site
         self.latest: dt.date | None = None
         self.db = sqlite3.connect(work / "orders.sqlite")
         self.db.execute("create table request (id text primary key, prescriber text)")
@@ -109,9 +115,45 @@ class _Conversion(Care, Medications):
         return self.tokens("dr", pid) if pid else None
 
     def site_of_org(self, org_id: str | None) -> str | None:
+        """The site of an Organization: its name when it has one (no other
+        Organization's name reads the same), else its id, else a token."""
         if not org_id:
             return None
+        if org_id in self.org_sites:
+            return self.org_sites[org_id]
         return org_id if ID_OK.match(org_id) else self.tokens("site", org_id)
+
+    def site_of_location(self, location_id: str | None) -> str | None:
+        """The site of a Location: that of its managing Organization, else its name."""
+        if location_id in self.location_sites:
+            return self.location_sites[location_id]
+        return self.site_of_org(location_id)
+
+    def _sites(self) -> None:
+        """Organization and Location names as site ids (a name two of them
+        share is no site: those keep their ids, counted in the report)."""
+        names: dict[str, set[str]] = {}
+        for o in self.resources("Organization"):
+            slug = site_slug(o.get("name"))
+            if isinstance(o.get("id"), str) and slug:
+                names.setdefault(slug, set()).add(o["id"])
+        shared = {slug for slug, ids in names.items() if len(ids) > 1}
+        self.org_sites = {i: slug for slug, ids in names.items() if slug not in shared for i in ids}
+        for loc in self.resources("Location"):
+            if not isinstance(loc.get("id"), str):
+                continue
+            org = org_key(loc.get("managingOrganization"))
+            site = self.site_of_org(org) if org else None
+            if site is None and (slug := site_slug(loc.get("name"))) and slug not in names:
+                site = slug
+            if site:
+                self.location_sites[loc["id"]] = site
+        if self.org_sites:
+            self.counts["sites named by their Organization's name"] = len(set(self.org_sites.values()))
+        if shared:
+            self.counts["Organizations sharing a name (site from their id)"] = sum(
+                len(names[s]) for s in shared
+            )
 
     # -- passes
 
@@ -126,6 +168,7 @@ class _Conversion(Care, Medications):
         for m in self.resources("Medication"):
             if m.get("id"):
                 self.medications[str(m["id"])] = m
+        self._sites()
         self._patients()
         self._encounters()
         self._write_patients()
@@ -160,6 +203,9 @@ class _Conversion(Care, Medications):
                 self.report.drop("Patient", "repeated (the same birth year and sex)")
                 continue
             self.patients[pid] = [year, sex, org, None]
+            died = p.get("deceasedDateTime")
+            if isinstance(died, str) and (on := parse_date(died)):
+                self.deaths[self.tokens("pt", pid)] = on
             if org is None:
                 self.site_votes[pid] = Counter()
         if not self.patients:
@@ -241,6 +287,8 @@ def convert(
         manifest = c.w.finish(batch_id, as_of, "fhir", history_from=since)
         report.cannot_fill = _not_filled(c)
         report.notes = {"layout": layout, **{k: v for k, v in sorted(c.counts.items())}}
+        if c.w.after_death:
+            report.notes[AFTER_DEATH] = dict(sorted(c.w.after_death.items()))
         if since is not None:
             report.notes["history_from"] = {
                 "date": since.isoformat(), "from": "the bulk export manifest's request (_since)"}  # fmt: skip

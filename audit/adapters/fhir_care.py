@@ -89,9 +89,10 @@ class Care:
                 return
             self.encounter_sessions.add(enc)
         key = ("Encounter", enc) if enc else (rtype, rid)
-        site = self.site or self.site_of_org(
-            org_key(resource.get("location"), "Location")
-            or org_key(resource.get("serviceProvider"))
+        location = org_key(resource.get("location"), "Location")
+        site = self.site or (
+            self.site_of_location(location) if location
+            else self.site_of_org(org_key(resource.get("serviceProvider")))
         )
         if self.w.add("therapy_sessions", {  # one per encounter, see above
             "session_id": self.tokens("ses", *key), "patient_id": self.tokens("pt", pid),

@@ -136,7 +136,7 @@ class Medications:
                 self.report.drop(kind, "no date")
                 continue
             self.seen(on)
-            site = self.site or self.site_of_org(org_key(r.get("location"), "Location"))
+            site = self.site or self.site_of_location(org_key(r.get("location"), "Location"))
             dose = daily_dose(r.get("dosageInstruction") or r.get("dosage"), strength)
             if days is None and quantity and dose and strength:
                 days = quantity * strength / dose

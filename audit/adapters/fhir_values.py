@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 from audit.adapters.common import parse_date
 
@@ -45,7 +46,7 @@ NIGHTMARE_WORDS = re.compile(r"\bnightmare", re.I)
 
 # The order types are read in: references point backwards only.
 TYPES = (
-    "Practitioner", "Medication", "Patient", "Encounter", "Condition", "Procedure",
+    "Practitioner", "Medication", "Organization", "Location", "Patient", "Encounter", "Condition", "Procedure",
     "Observation", "MedicationRequest", "MedicationDispense", "MedicationAdministration",
     "MedicationStatement", "ResearchStudy", "ResearchSubject",
 )  # fmt: skip
@@ -87,6 +88,17 @@ def said(value: object, known: frozenset) -> str:
 
 
 ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def site_slug(name: object) -> str | None:
+    """An Organization's or Location's name as a site id: NFKC, lower case,
+    each run of other characters one hyphen (``Springfield General Hospital``
+    is ``springfield-general-hospital``); None when nothing is left."""
+    if not isinstance(name, str):
+        return None
+    slug = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKC", name).lower()).strip("-")
+    slug = slug[:64].rstrip("-")
+    return slug if ID_OK.match(slug) else None
 _PER_DAY = {"s": 86400, "min": 1440, "h": 24, "d": 1, "wk": 1 / 7, "mo": 1 / 30, "a": 1 / 365}
 _UNIT_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30,
               "month": 30, "months": 30}  # fmt: skip

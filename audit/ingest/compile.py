@@ -22,6 +22,7 @@ from psycopg import sql
 
 from audit.contract import FileSpec
 from audit.ingest import suite as suites
+from audit.ingest import values
 from audit.ingest.fragments import column_ref, staged
 
 
@@ -107,24 +108,60 @@ def compile_suite(suite: dict, table: sql.Composable) -> list[Compiled]:
     return out
 
 
-def counts_sql(compiled: list[Compiled], table: sql.Composable) -> sql.Composable:
+def counts_sql(compiled: list[Compiled], table: sql.Composable, spec: FileSpec) -> sql.Composable:
     """One statement: the row count, each column's non-null count, and each
-    expectation's unexpected count."""
+    expectation's unexpected count.
+
+    A column's expectations are counted over its distinct values, each
+    weighted by its rows (:mod:`~audit.ingest.values`); the key's over the
+    staged rows; table checks by their own query.
+    """
+    by_value = {c.name for c in values.columns(spec)}
     columns = sorted({c.column for c in compiled if c.column})
-    items = [sql.SQL("count(*)")]
-    items += [sql.SQL("count({})").format(column_ref(c)) for c in columns]
+    per_row: list[sql.Composable] = [sql.SQL("count(*)")]
+    per_value: list[sql.Composable] = []
+
+    def on_rows(expr: sql.Composable) -> sql.Composable:
+        per_row.append(expr)
+        return sql.SQL("a.{}").format(sql.Identifier(f"a{len(per_row) - 1}"))
+
+    def on_values(column: str, cond: sql.Composable) -> sql.Composable:
+        per_value.append(
+            sql.SQL("coalesce(sum(r.n) filter (where {of} and {cond}), 0)::bigint").format(
+                of=values.of_column(spec, column), cond=cond
+            )
+        )
+        return sql.SQL("b.{}").format(sql.Identifier(f"b{len(per_value) - 1}"))
+
+    items = [sql.SQL("a.a0")]
+    for col in columns:
+        if col in by_value:
+            items.append(on_values(col, sql.SQL("{} is not null").format(column_ref(col))))
+        else:
+            items.append(on_rows(sql.SQL("count({})").format(column_ref(col))))
     for c in compiled:
         if c.kind == "not_null":
-            items.append(sql.SQL("count(*) filter (where {})").format(c.unexpected))
+            cond = c.unexpected
         elif c.kind == "column":
-            items.append(
-                sql.SQL("count(*) filter (where {} is not null and {})").format(
-                    column_ref(c.column), c.unexpected
-                )
-            )
+            cond = sql.SQL("{} is not null and {}").format(column_ref(c.column), c.unexpected)
         else:
             items.append(sql.SQL("({})").format(c.unexpected))
-    return sql.SQL("select {} from {} r").format(sql.SQL(", ").join(items), table)
+            continue
+        if c.column in by_value:
+            items.append(on_values(c.column, cond))
+        else:
+            items.append(on_rows(sql.SQL("count(*) filter (where {})").format(cond)))
+    named = lambda exprs, p: sql.SQL(", ").join(  # noqa: E731
+        sql.SQL("{} as {}").format(e, sql.Identifier(f"{p}{i}")) for i, e in enumerate(exprs)
+    )
+    query = sql.SQL("select {items} from (select {rows} from {t} r) a").format(
+        items=sql.SQL(", ").join(items), rows=named(per_row, "a"), t=table
+    )
+    if per_value:
+        query += sql.SQL(" cross join (select {vals} from {v} r) b").format(
+            vals=named(per_value, "b"), v=values.table(spec)
+        )
+    return query
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -137,7 +174,7 @@ def validate_file(conn: psycopg.Connection, spec: FileSpec, batch_no: int) -> di
     table = staged(spec, batch_no)
     compiled = compile_suite(suite, table)
     columns = sorted({c.column for c in compiled if c.column})
-    row = conn.execute(counts_sql(compiled, table)).fetchone()
+    row = conn.execute(counts_sql(compiled, table, spec)).fetchone()
     total, nonnull = row[0], dict(zip(columns, row[1 : 1 + len(columns)], strict=True))
     results = []
     for e, c, n in zip(suite["expectations"], compiled, row[1 + len(columns) :], strict=True):

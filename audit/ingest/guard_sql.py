@@ -13,6 +13,7 @@ from psycopg import sql
 from audit import guard
 from audit.contract import FileSpec
 from audit.errors import BatchRejected
+from audit.ingest import values
 from audit.ingest.fragments import column_ref, staged
 
 
@@ -82,9 +83,58 @@ def guard_values_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
     )
 
 
+def _hits(value: sql.Composable, is_code: bool) -> sql.Composable:
+    """The condition that one value is identifier-like (the guard's prefilter,
+    then its precise patterns, as :func:`guard_values_sql` matches them)."""
+    patterns = [(guard.LONG_FIELD, "", True), *guard.VALUE_PATTERNS]
+    precise = [sql.SQL("length({v}) > {n}").format(v=value, n=sql.Literal(guard.MAX_FIELD_CHARS))]
+    norm = normalise_sql(value)
+    precise += [
+        sql.SQL("(length({v}) <= {n} and {norm} ~* {p})").format(
+            v=value, n=sql.Literal(guard.MAX_FIELD_CHARS), norm=norm, p=sql.Literal(pattern)
+        )
+        for _, pattern, on_codes in patterns[1:]
+        if on_codes or not is_code
+    ]
+    return sql.SQL("(({v} ~ {pre} or length({v}) > {n}) and ({precise}))").format(
+        v=value,
+        pre=sql.Literal(guard.VALUE_PREFILTER),
+        n=sql.Literal(guard.MAX_FIELD_CHARS),
+        precise=sql.SQL(" or ").join(precise),
+    )
+
+
+def any_hit_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
+    """Whether any value of the staged file is identifier-like: each column's
+    distinct values once (:mod:`~audit.ingest.values`), the key row by row."""
+    key = next(c for c in spec.columns if c.name == spec.key)
+    per_value = [
+        sql.SQL("({of} and {hit})").format(
+            of=values.of_column(spec, c.name),
+            hit=_hits(column_ref(c.name), c.name in guard.CODE_COLUMNS),
+        )
+        for c in values.columns(spec)
+    ]
+    key_hit = _hits(column_ref(key.name), key.name in guard.CODE_COLUMNS)
+    in_values = (
+        sql.SQL("exists (select 1 from {t} r where {any})").format(
+            t=values.table(spec), any=sql.SQL(" or ").join(per_value)
+        )
+        if per_value
+        else sql.SQL("false")
+    )
+    return sql.SQL("select {in_values} or exists (select 1 from {part} r where {key_hit})").format(
+        in_values=in_values, part=staged(spec, batch_no), key_hit=key_hit
+    )
+
+
 def check_values(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> None:
-    """Reject the batch at its first identifier-like value."""
+    """Reject the batch at its first identifier-like value (file order, then
+    line, column and pattern order). Only a file with a hit is scanned row by
+    row, to name the first."""
     for spec in specs:
+        if not conn.execute(any_hit_sql(spec, batch_no)).fetchone()[0]:
+            continue
         hit = conn.execute(guard_values_sql(spec, batch_no)).fetchone()
         if hit:
             raise BatchRejected(

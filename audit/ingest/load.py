@@ -7,8 +7,9 @@ interleave:
    a re-delivery of a loaded batch with the same content is a no-op, with
    different content it is rejected (:mod:`~audit.ingest.ledger`);
 2. each file streams into the batch's stage (:mod:`~audit.ingest.stage`);
-3. its values are scanned for identifiers; one hit rejects the batch
-   (:mod:`~audit.ingest.guard_sql`);
+3. each column's distinct values are counted once
+   (:mod:`~audit.ingest.values`); they, and the key row by row, are scanned
+   for identifiers; one hit rejects the batch (:mod:`~audit.ingest.guard_sql`);
 4. the Great Expectations suites validate the staged rows inside PostgreSQL
    and their results are kept in ``audit.validation_results``
    (:mod:`~audit.ingest.suite`);
@@ -37,7 +38,9 @@ from psycopg import sql
 
 from audit import contract, db
 from audit.errors import BatchRejected
-from audit.ingest import compile, guard_sql, ledger, merge, replace, rowchecks, stage, suite
+from audit.ingest import (
+    compile, guard_sql, ledger, merge, replace, rowchecks, stage, suite, values,
+)  # fmt: skip
 from audit.ingest.fragments import staged
 from audit.manifest import Manifest, read_manifest
 
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUARANTINE_FRACTION = 0.01
 DEFAULT_MAX_REPLACE_FRACTION = 0.10
+LOAD_WORK_MEM = "128MB"
 
 
 @dataclass
@@ -183,6 +187,9 @@ class Loader:
     ) -> None:
         conn = self.conn
         conn.execute("select set_config('rxaudit.batch_no', %s, true)", (str(batch_no),))
+        # hash tables of a file's distinct values and keys in memory, not in
+        # batches on disk (this transaction only)
+        conn.execute("select set_config('work_mem', %s, true)", (LOAD_WORK_MEM,))
         specs = [contract.FILES_BY_NAME[name] for name in manifest.files]
         specs.sort(key=lambda s: contract.FILES.index(s))  # patients first
 
@@ -205,6 +212,10 @@ class Loader:
                 stage.keep_original(conn, batch_dir / spec.file_name, batch_no, spec.file_name)
                 result.rows_in += rows
                 conn.execute(sql.SQL("analyze {}").format(staged(spec, batch_no)))
+
+        with timer.stage("values"):
+            for spec in specs:
+                values.build(conn, spec, batch_no)
 
         with timer.stage("guard"):
             guard_sql.check_values(conn, batch_no, specs)

@@ -20,6 +20,7 @@ from psycopg import sql
 from audit import contract
 from audit.contract import Column, FileSpec
 from audit.errors import BatchRejected
+from audit.ingest import values
 from audit.ingest.fragments import column_ref, not_quarantined, staged
 
 MISSING = "missing required value"
@@ -106,14 +107,21 @@ class Proven:
 
 
 def column_checks_sql(
-    spec: FileSpec, batch_no: int, gated: frozenset[str] = frozenset()
-) -> sql.Composable | None:
-    """(line_no, column_name, reason) of each bad value of the batch's file.
+    spec: FileSpec, batch_no: int, gated: frozenset[str] = frozenset(),
+    only: frozenset[str] | None = None,
+) -> sql.Composable | None:  # fmt: skip
+    """(line_no, column_name, reason) of each bad value of the batch's file,
+    row by row (the load uses it for the key; :func:`bad_values_sql` for
+    the other columns).
 
-    ``gated``: the columns the Great Expectations suite found well formed.
-    None when no check is left.
+    ``gated``: the columns the Great Expectations suite found well formed;
+    ``only``: the columns to check (all when None). None when no check is left.
     """
-    exprs = [(c.name, reason_expr(c, gated=c.name in gated)) for c in spec.columns]
+    exprs = [
+        (c.name, reason_expr(c, gated=c.name in gated))
+        for c in spec.columns
+        if only is None or c.name in only
+    ]
     exprs = [(name, e) for name, e in exprs if e is not None]
     if not exprs:
         return None
@@ -127,6 +135,44 @@ def column_checks_sql(
         "cross join lateral (values {values}) as f(column_name, reason) "
         "where f.reason is not null"
     ).format(part=staged(spec, batch_no), prefilter=prefilter, values=values)
+
+
+BAD_VALUES = sql.Identifier("pg_temp", "_rxaudit_bad_values")
+
+
+def bad_values_sql(spec: FileSpec, gated: frozenset[str] = frozenset()) -> sql.Composable | None:
+    """Each distinct bad value of the file's non-key columns, with its reason,
+    from the file's value table (:mod:`~audit.ingest.values`). An empty value
+    and a missing one have one reason, so they are one row (value ``''``)."""
+    exprs = [(c, reason_expr(c, gated=c.name in gated)) for c in values.columns(spec)]
+    exprs = [(c, e) for c, e in exprs if e is not None]
+    if not exprs:
+        return None
+    rows = sql.SQL(", ").join(
+        sql.SQL("({name}, case when {of} then coalesce({c}, '') end, case when {of} then {e} end)")
+        .format(name=sql.Literal(c.name), of=values.of_column(spec, c.name),
+                c=column_ref(c.name), e=e)  # fmt: skip
+        for c, e in exprs
+    )
+    return sql.SQL(
+        "create temp table {bad} on commit drop as "
+        "select distinct f.column_name, f.value, f.reason from {t} r "
+        "cross join lateral (values {rows}) as f(column_name, value, reason) "
+        "where f.reason is not null"
+    ).format(bad=BAD_VALUES, t=values.table(spec), rows=rows)
+
+
+def lines_of_bad_values_sql(spec: FileSpec, batch_no: int, columns: list[str]) -> sql.Composable:
+    """(line_no, column_name, reason) of the rows holding a bad value found by
+    :func:`bad_values_sql` in one of ``columns``."""
+    return sql.SQL(" union all ").join(
+        sql.SQL(
+            "select r.line_no, b.column_name, b.reason from {part} r "
+            "join {bad} b on b.column_name = {name} and coalesce(r.{c}, '') = b.value"
+        ).format(part=staged(spec, batch_no), bad=BAD_VALUES, name=sql.Literal(c),
+                 c=sql.Identifier(c))  # fmt: skip
+        for c in columns
+    )
 
 
 def duplicate_key_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
@@ -187,7 +233,7 @@ def quarantine_statements(
     the file found without exception, which no check repeats.
     """
     proven = proven or Proven()
-    checks = [column_checks_sql(spec, batch_no, proven.columns)]
+    checks = [column_checks_sql(spec, batch_no, proven.columns, frozenset({spec.key}))]
     if not proven.unique_key:
         checks.append(duplicate_key_sql(spec, batch_no))
     if spec.refers_to_patient and not proven.known_patients:
@@ -233,7 +279,22 @@ def quarantine(
 ) -> tuple[int, list[dict]]:
     """Quarantine the batch's bad rows; (rows quarantined, summary)."""
     for spec in specs:
-        for stmt in quarantine_statements(spec, batch_no, proof_of(spec)):
+        proof = proof_of(spec)
+        bad_values = bad_values_sql(spec, proof.columns)
+        if bad_values is not None:
+            conn.execute(sql.SQL("drop table if exists {}").format(BAD_VALUES))
+            conn.execute(bad_values)
+            columns = [c for (c,) in conn.execute(
+                sql.SQL("select distinct column_name from {} order by 1").format(BAD_VALUES))]  # fmt: skip
+            if columns:  # only a file with a bad value is read again, for its lines
+                conn.execute(
+                    sql.SQL(
+                        "insert into audit.quarantine (batch_no, file_name, line_no, column_name,"
+                        " reason) select {b}, {f}, line_no, column_name, reason from ({q}) q"
+                    ).format(b=sql.Literal(batch_no), f=sql.Literal(spec.file_name),
+                             q=lines_of_bad_values_sql(spec, batch_no, columns))  # fmt: skip
+                )
+        for stmt in quarantine_statements(spec, batch_no, proof):
             conn.execute(stmt)
     bad = conn.execute(
         "select count(*) from (select distinct file_name, line_no from audit.quarantine"
