@@ -28,6 +28,7 @@ def test_run_writes_run_json_and_latest(db_url, tmp_path, capsys):
     assert (tmp_path / "out" / "latest").resolve().name == run["run_id"]
     assert set(run["batches"][0]["timings_s"]) == {
         "copy",
+        "values",
         "guard",
         "validate",
         "quarantine",
