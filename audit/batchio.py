@@ -17,7 +17,6 @@ from pathlib import Path
 from audit import contract
 from audit.manifest import MANIFEST
 
-
 #: The mapping report's note of the records dated after the patient's recorded death.
 AFTER_DEATH = "records dated after the patient's recorded death (kept)"
 MAPPING_REPORT_MAX_BYTES = 1 << 20
@@ -36,7 +35,11 @@ def after_death_of(batch_dir: Path) -> dict | None:
     are taken from it)."""
     path = mapping_report_of(batch_dir)
     try:
-        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAPPING_REPORT_MAX_BYTES:
+        if (
+            not path.is_file()
+            or path.is_symlink()
+            or path.stat().st_size > MAPPING_REPORT_MAX_BYTES
+        ):
             return None
         notes = json.loads(path.read_text(encoding="utf-8")).get("notes") or {}
         found = notes.get(AFTER_DEATH)

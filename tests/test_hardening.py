@@ -227,7 +227,7 @@ def test_a_database_lost_mid_load_is_exit_4_naming_the_database(db_url, tmp_path
     def lost(conn, *args, **kwargs):  # the server ends the session during validation
         conn.execute("select pg_terminate_backend(pg_backend_pid())")
 
-    monkeypatch.setattr(compile, "validate_batch", lost)
+    monkeypatch.setattr(compile, "validate_file", lost)
     code = main(["--quiet", "run", str(make_batch(tmp_path)), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 4, err

@@ -149,7 +149,9 @@ class _Conversion(Care, Medications):
             if site:
                 self.location_sites[loc["id"]] = site
         if self.org_sites:
-            self.counts["sites named by their Organization's name"] = len(set(self.org_sites.values()))
+            self.counts["sites named by their Organization's name"] = len(
+                set(self.org_sites.values())
+            )
         if shared:
             self.counts["Organizations sharing a name (site from their id)"] = sum(
                 len(names[s]) for s in shared

@@ -91,7 +91,8 @@ class Care:
         key = ("Encounter", enc) if enc else (rtype, rid)
         location = org_key(resource.get("location"), "Location")
         site = self.site or (
-            self.site_of_location(location) if location
+            self.site_of_location(location)
+            if location
             else self.site_of_org(org_key(resource.get("serviceProvider")))
         )
         if self.w.add("therapy_sessions", {  # one per encounter, see above

@@ -99,6 +99,8 @@ def site_slug(name: object) -> str | None:
     slug = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKC", name).lower()).strip("-")
     slug = slug[:64].rstrip("-")
     return slug if ID_OK.match(slug) else None
+
+
 _PER_DAY = {"s": 86400, "min": 1440, "h": 24, "d": 1, "wk": 1 / 7, "mo": 1 / 30, "a": 1 / 365}
 _UNIT_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30,
               "month": 30, "months": 30}  # fmt: skip

@@ -108,9 +108,13 @@ def compile_suite(suite: dict, table: sql.Composable) -> list[Compiled]:
     return out
 
 
-def counts_sql(compiled: list[Compiled], table: sql.Composable, spec: FileSpec) -> sql.Composable:
-    """One statement: the row count, each column's non-null count, and each
-    expectation's unexpected count.
+def counts_sql(
+    compiled: list[Compiled], table: sql.Composable, spec: FileSpec,
+    row_extras: tuple[sql.Composable, ...] = (),
+) -> sql.Composable:  # fmt: skip
+    """One statement: the row count, each column's non-null count, each
+    expectation's unexpected count, then ``row_extras`` (aggregates over the
+    staged rows computed in the same scan: the guard's over the key).
 
     A column's expectations are counted over its distinct values, each
     weighted by its rows (:mod:`~audit.ingest.values`); the key's over the
@@ -151,6 +155,7 @@ def counts_sql(compiled: list[Compiled], table: sql.Composable, spec: FileSpec) 
             items.append(on_values(c.column, cond))
         else:
             items.append(on_rows(sql.SQL("count(*) filter (where {})").format(cond)))
+    items += [on_rows(e) for e in row_extras]
     named = lambda exprs, p: sql.SQL(", ").join(  # noqa: E731
         sql.SQL("{} as {}").format(e, sql.Identifier(f"{p}{i}")) for i, e in enumerate(exprs)
     )
@@ -168,13 +173,19 @@ def _pct(part: int, whole: int) -> float | None:
     return part / whole * 100 if whole else None
 
 
-def validate_file(conn: psycopg.Connection, spec: FileSpec, batch_no: int) -> dict:
-    """A file's suite evaluated on its stage, as Great Expectations reports it."""
+def validate_file(
+    conn: psycopg.Connection, spec: FileSpec, batch_no: int,
+    row_extras: tuple[sql.Composable, ...] = (),
+) -> tuple[dict, list]:  # fmt: skip
+    """A file's suite evaluated on its stage, as Great Expectations reports
+    it, and the values of ``row_extras`` (see :func:`counts_sql`)."""
     suite = suites.suite_of(spec, batch_no)
     table = staged(spec, batch_no)
     compiled = compile_suite(suite, table)
     columns = sorted({c.column for c in compiled if c.column})
-    row = conn.execute(counts_sql(compiled, table, spec)).fetchone()
+    row = conn.execute(counts_sql(compiled, table, spec, row_extras)).fetchone()
+    extras = list(row[len(row) - len(row_extras) :]) if row_extras else []
+    row = row[: len(row) - len(row_extras)]
     total, nonnull = row[0], dict(zip(columns, row[1 : 1 + len(columns)], strict=True))
     results = []
     for e, c, n in zip(suite["expectations"], compiled, row[1 + len(columns) :], strict=True):
@@ -194,6 +205,10 @@ def validate_file(conn: psycopg.Connection, spec: FileSpec, batch_no: int) -> di
             "unexpected_percent": percent, "exception": False,
         })  # fmt: skip
     met = sum(r["success"] for r in results)
+    return _summary(spec, suite, results, met), extras
+
+
+def _summary(spec: FileSpec, suite: dict, results: list[dict], met: int) -> dict:
     return {
         "file": spec.file_name,
         "suite": suite["name"],
@@ -213,4 +228,4 @@ ENGINE = f"great_expectations {version('great_expectations')} suite, compiled to
 
 
 def validate_batch(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> list[dict]:
-    return [validate_file(conn, spec, batch_no) for spec in specs]
+    return [validate_file(conn, spec, batch_no)[0] for spec in specs]

@@ -104,10 +104,9 @@ def _hits(value: sql.Composable, is_code: bool) -> sql.Composable:
     )
 
 
-def any_hit_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
-    """Whether any value of the staged file is identifier-like: each column's
-    distinct values once (:mod:`~audit.ingest.values`), the key row by row."""
-    key = next(c for c in spec.columns if c.name == spec.key)
+def values_hit_sql(spec: FileSpec) -> sql.Composable | None:
+    """Whether a distinct value of a non-key column of the staged file is
+    identifier-like (:mod:`~audit.ingest.values`)."""
     per_value = [
         sql.SQL("({of} and {hit})").format(
             of=values.of_column(spec, c.name),
@@ -115,25 +114,37 @@ def any_hit_sql(spec: FileSpec, batch_no: int) -> sql.Composable:
         )
         for c in values.columns(spec)
     ]
-    key_hit = _hits(column_ref(key.name), key.name in guard.CODE_COLUMNS)
-    in_values = (
-        sql.SQL("exists (select 1 from {t} r where {any})").format(
-            t=values.table(spec), any=sql.SQL(" or ").join(per_value)
-        )
-        if per_value
-        else sql.SQL("false")
-    )
-    return sql.SQL("select {in_values} or exists (select 1 from {part} r where {key_hit})").format(
-        in_values=in_values, part=staged(spec, batch_no), key_hit=key_hit
+    if not per_value:
+        return None
+    return sql.SQL("select exists (select 1 from {t} r where {any})").format(
+        t=values.table(spec), any=sql.SQL(" or ").join(per_value)
     )
 
 
-def check_values(conn: psycopg.Connection, batch_no: int, specs: list[FileSpec]) -> None:
+def key_candidates(spec: FileSpec) -> sql.Composable:
+    """An aggregate over the staged rows: how many keys pass the guard's
+    prefilter (computed in the suite's scan, :func:`audit.ingest.compile.counts_sql`).
+    The key is unique per row, so it is the one value read row by row."""
+    return sql.SQL("count(*) filter (where r.{k} ~ {pre} or length(r.{k}) > {n})").format(
+        k=sql.Identifier(spec.key),
+        pre=sql.Literal(guard.VALUE_PREFILTER),
+        n=sql.Literal(guard.MAX_FIELD_CHARS),
+    )
+
+
+def check_values(
+    conn: psycopg.Connection, batch_no: int, specs: list[FileSpec], key_hits: dict[str, int]
+) -> None:
     """Reject the batch at its first identifier-like value (file order, then
-    line, column and pattern order). Only a file with a hit is scanned row by
-    row, to name the first."""
+    line, column and pattern order). ``key_hits``: per file, the keys that
+    passed the prefilter (:func:`key_candidates`). Only a file with a
+    candidate is scanned row by row, to name the first hit."""
     for spec in specs:
-        if not conn.execute(any_hit_sql(spec, batch_no)).fetchone()[0]:
+        in_values = values_hit_sql(spec)
+        if not (
+            key_hits.get(spec.file_name, 1)
+            or (in_values is not None and conn.execute(in_values).fetchone()[0])
+        ):
             continue
         hit = conn.execute(guard_values_sql(spec, batch_no)).fetchone()
         if hit:

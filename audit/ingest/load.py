@@ -7,18 +7,19 @@ interleave:
    a re-delivery of a loaded batch with the same content is a no-op, with
    different content it is rejected (:mod:`~audit.ingest.ledger`);
 2. each file streams into the batch's stage (:mod:`~audit.ingest.stage`);
-3. each column's distinct values are counted once
-   (:mod:`~audit.ingest.values`); they, and the key row by row, are scanned
-   for identifiers; one hit rejects the batch (:mod:`~audit.ingest.guard_sql`);
-4. the Great Expectations suites validate the staged rows inside PostgreSQL
-   and their results are kept in ``audit.validation_results``
-   (:mod:`~audit.ingest.suite`);
-5. row checks quarantine bad rows (file, line, column, reason), leaving out
+3. each column's distinct values are counted once (:mod:`~audit.ingest.values`);
+4. the Great Expectations suites, compiled to SQL, validate them and the
+   file's key in one scan (:mod:`~audit.ingest.compile`), which also passes
+   the keys through the de-identification guard's prefilter; the results are
+   kept in ``audit.validation_results``;
+5. the guard scans the distinct values for identifiers; one hit rejects the
+   batch (:mod:`~audit.ingest.guard_sql`);
+6. row checks quarantine bad rows (file, line, column, reason), leaving out
    what the suites showed of every row; above ``max_quarantine_fraction`` of
    the batch's rows the batch is rejected (:mod:`~audit.ingest.rowchecks`);
-6. the replacement guard refuses a mass replacement
+7. the replacement guard refuses a mass replacement
    (:mod:`~audit.ingest.replace`);
-7. good rows are typed and merged into ``core`` (:mod:`~audit.ingest.merge`).
+8. good rows are typed and merged into ``core`` (:mod:`~audit.ingest.merge`).
 
 A rejected batch rolls back whole; its rejection (reason, counts by reason,
 validation results) is then recorded in a transaction of its own.
@@ -39,7 +40,15 @@ from psycopg import sql
 from audit import contract, db
 from audit.errors import BatchRejected
 from audit.ingest import (
-    compile, guard_sql, ledger, merge, replace, rowchecks, stage, suite, values,
+    compile,
+    guard_sql,
+    ledger,
+    merge,
+    replace,
+    rowchecks,
+    stage,
+    suite,
+    values,
 )  # fmt: skip
 from audit.ingest.fragments import staged
 from audit.manifest import Manifest, read_manifest
@@ -217,11 +226,16 @@ class Loader:
             for spec in specs:
                 values.build(conn, spec, batch_no)
 
-        with timer.stage("guard"):
-            guard_sql.check_values(conn, batch_no, specs)
+        with timer.stage("validate"):  # the suites, and the guard's scan of the keys
+            checked = [
+                compile.validate_file(conn, spec, batch_no, (guard_sql.key_candidates(spec),))
+                for spec in specs
+            ]
 
-        with timer.stage("validate"):
-            self.gx_results = compile.validate_batch(conn, batch_no, specs)
+        with timer.stage("guard"):
+            key_hits = {spec.file_name: extras[0] for spec, (_, extras) in zip(specs, checked, strict=True)}  # fmt: skip
+            guard_sql.check_values(conn, batch_no, specs, key_hits)
+            self.gx_results = [result for result, _ in checked]
 
         with timer.stage("quarantine"):
             result.rows_quarantined, self.quarantine_summary = rowchecks.quarantine(

@@ -149,9 +149,11 @@ def bad_values_sql(spec: FileSpec, gated: frozenset[str] = frozenset()) -> sql.C
     if not exprs:
         return None
     rows = sql.SQL(", ").join(
-        sql.SQL("({name}, case when {of} then coalesce({c}, '') end, case when {of} then {e} end)")
-        .format(name=sql.Literal(c.name), of=values.of_column(spec, c.name),
-                c=column_ref(c.name), e=e)  # fmt: skip
+        sql.SQL(
+            "({name}, case when {of} then coalesce({c}, '') end, case when {of} then {e} end)"
+        ).format(
+            name=sql.Literal(c.name), of=values.of_column(spec, c.name), c=column_ref(c.name), e=e
+        )  # fmt: skip
         for c, e in exprs
     )
     return sql.SQL(
@@ -169,8 +171,9 @@ def lines_of_bad_values_sql(spec: FileSpec, batch_no: int, columns: list[str]) -
         sql.SQL(
             "select r.line_no, b.column_name, b.reason from {part} r "
             "join {bad} b on b.column_name = {name} and coalesce(r.{c}, '') = b.value"
-        ).format(part=staged(spec, batch_no), bad=BAD_VALUES, name=sql.Literal(c),
-                 c=sql.Identifier(c))  # fmt: skip
+        ).format(
+            part=staged(spec, batch_no), bad=BAD_VALUES, name=sql.Literal(c), c=sql.Identifier(c)
+        )  # fmt: skip
         for c in columns
     )
 
@@ -291,8 +294,11 @@ def quarantine(
                     sql.SQL(
                         "insert into audit.quarantine (batch_no, file_name, line_no, column_name,"
                         " reason) select {b}, {f}, line_no, column_name, reason from ({q}) q"
-                    ).format(b=sql.Literal(batch_no), f=sql.Literal(spec.file_name),
-                             q=lines_of_bad_values_sql(spec, batch_no, columns))  # fmt: skip
+                    ).format(
+                        b=sql.Literal(batch_no),
+                        f=sql.Literal(spec.file_name),
+                        q=lines_of_bad_values_sql(spec, batch_no, columns),
+                    )  # fmt: skip
                 )
         for stmt in quarantine_statements(spec, batch_no, proof):
             conn.execute(stmt)
