@@ -291,7 +291,8 @@ def data_quality_html(conn: psycopg.Connection, run_id: str) -> str:
         else 0
     )
     out.append(
-        f"<p>Drug names recognised only after Unicode normalisation (NFKC, hidden format"
+        f"<p>Distinct drug names of the loaded batches recognised only after Unicode"
+        f" normalisation (NFKC, hidden format"
         f" characters such as zero-width spaces removed): <b>{normalised:,}</b>.</p>"
     )
     codes = conn.execute(

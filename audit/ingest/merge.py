@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from audit.contract import FileSpec
+from audit.ingest import values
 from audit.ingest.fragments import kept, same_source, staged, typed_expr
 from audit.manifest import Manifest
 
@@ -76,6 +77,24 @@ def merge_statements(
         ok=ok,
     )
     return [supersede, insert]
+
+
+def drug_names_sql(spec: FileSpec, batch_no: int, has_quarantine: bool) -> sql.Composable:
+    """Keep the drug names the batch's good rows brought (core.drug_names, the
+    audit's drug map reads them): from the file's distinct values, or, when
+    some rows were quarantined, from the rows that went on to core."""
+    if has_quarantine:
+        names = sql.SQL("select distinct r.drug_name from {part} r where {ok}").format(
+            part=staged(spec, batch_no), ok=kept(spec, batch_no, True)
+        )
+    else:
+        names = sql.SQL("select r.drug_name from {v} r where {of}").format(
+            v=values.table(spec), of=values.of_column(spec, "drug_name")
+        )
+    return sql.SQL(
+        "insert into core.drug_names (drug_name) select n.drug_name from ({names}) n"
+        " where n.drug_name is not null on conflict do nothing"
+    ).format(names=names)
 
 
 def record_superseded_patients(supersede: sql.Composable, batch_no: int) -> sql.Composable:
@@ -166,6 +185,8 @@ def merge_batch(
             conn.execute(record_batch_patients(spec, batch_no))
         with indexes_rebuilt(conn, spec) if large else contextlib.nullcontext():
             conn.execute(insert, bound)
+        if spec.table == "prescriptions":
+            conn.execute(drug_names_sql(spec, batch_no, spec.file_name in with_bad_rows))
     for spec in stale:  # a small batch leaves the statistics to autovacuum
         conn.execute(sql.SQL("analyze {}").format(sql.Identifier("core", spec.table)))
     # Safe Harbor: how many of the batch's patients are 90+ at the newest as_of

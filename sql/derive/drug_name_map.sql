@@ -1,10 +1,13 @@
 -- Each distinct drug_name of the prescriptions, mapped to the ingredients whose
 -- generic or brand name it contains as a whole word (any case). Matching the
 -- few distinct names, not every row, keeps the regular expressions cheap.
+-- A full audit maps every name the loads brought (core.drug_names, kept by
+-- the loader from each file's distinct values): a name no current row holds
+-- any more maps harmlessly.
 with names as (
-    select rx.drug_name
-    from core.prescriptions as rx
-    where rx.is_current and not %(incremental)s::boolean
+    select n.drug_name
+    from core.drug_names as n
+    where not %(incremental)s::boolean
     union
     -- an incremental audit: only the names of the touched patients' fills
     select rx.drug_name
