@@ -6,3 +6,4 @@ create table core.drug_names (drug_name text primary key);
 insert into core.drug_names (drug_name)
 select distinct drug_name from core.prescriptions where drug_name is not null
 on conflict do nothing;
+alter table core.drug_names owner to rxaudit_loader;
