@@ -18,7 +18,9 @@ with cases as (
     -- the run's open cases: every case not resolved is a finding of this audit
     select c.rule_id, c.patient_id, c.site_id, coalesce(c.prescriber_id, '') as prescriber_id,
            date_trunc('quarter', c.case_date)::date as period,
-           coalesce(review.disposition(c.case_id), '')
+           -- (only a reviewed case has a disposition to ask for)
+           not exists (select 1 from report.reviews as v where v.case_id = c.case_id)
+           or coalesce(review.disposition(c.case_id), '')
                not in ('false_positive', 'justified') as kept
     from audit.cases as c
     where c.status = 'open' and c.severity <> 'info' and c.case_date <= %(as_of)s::date

@@ -29,11 +29,15 @@ create or replace view report.cases as
         disp.status = 'conflict' as review_conflict
     from audit.cases c
     left join audit.rules r on r.rule_id = c.rule_id
-    cross join lateral (select review.disposition(c.case_id) as status offset 0) as disp
     left join lateral (
         select v.status, v.reviewer, v.reviewed_at from review.reviews v
         where v.case_id = c.case_id order by v.review_id desc limit 1
-    ) rv on true;
+    ) rv on true
+    -- (a case without a review has no disposition: the function runs only
+    -- for the few reviewed cases, not once per case)
+    left join lateral (
+        select review.disposition(c.case_id) as status where rv.reviewer is not null offset 0
+    ) as disp on true;
 
 create or replace view report.reviews as
     select review_id, case_id, status, note, reviewer, reviewed_at, recorded_by, reviewer_role

@@ -19,7 +19,8 @@ create or replace view web.cases with (security_barrier) as
 create or replace view web.case_index with (security_barrier) as
     select c.case_id, c.rule_id, c.severity, c.status, c.site_id, c.prescriber_id, c.case_date,
            exists (select 1 from review.reviews as v where v.case_id = c.case_id) as reviewed,
-           review.disposition(c.case_id) as review_status
+           case when exists (select 1 from review.reviews as v where v.case_id = c.case_id)
+                then review.disposition(c.case_id) end as review_status
     from audit.cases as c
     where array[c.site_id, '*'] && (select review.visible_sites());
 
@@ -130,7 +131,8 @@ create or replace view web.rule_counts_now with (security_barrier) as
     with kept as (
         select c.rule_id, to_char(date_trunc('quarter', c.case_date), 'YYYY-"Q"Q') as period,
                c.site_id, c.patient_id,
-               coalesce(review.disposition(c.case_id), '')
+               not exists (select 1 from review.reviews as v where v.case_id = c.case_id)
+               or coalesce(review.disposition(c.case_id), '')
                    not in ('false_positive', 'justified') as kept
         from audit.cases as c
         where c.status = 'open' and c.severity <> 'info'
