@@ -117,6 +117,14 @@ IDENTIFIER_VALUES = {
     "phone dashed": ("prescriptions", "drug_name", "call 555-123-4567", "a phone number"),
     "url": ("prescriptions", "drug_name", "see https://example.org/p1", "a URL"),
     "url www": ("diagnoses", "code", "www.example.org", "a URL"),
+    # a file's key is read row by row, every other column as distinct values
+    "ssn as the key": ("prescriptions", "rx_id", "123-45-6789", "an SSN"),
+    "e-mail as the key": (
+        "therapy_sessions",
+        "session_id",
+        "jane.doe@example.org",
+        "an e-mail address",
+    ),  # fmt: skip
 }
 
 
@@ -135,6 +143,19 @@ def test_identifier_values_reject_the_batch_without_echo(conn, tmp_path, case):
     assert loaded_nothing(conn)
     reason = conn.execute("select reason from audit.batches").fetchone()[0]
     assert value not in reason
+
+
+@pytest.mark.db
+def test_a_repeated_identifier_is_named_at_its_first_line(conn, tmp_path):
+    """The guard reads each distinct value once; the rejection still names
+    the first line holding it, as a row-by-row scan would."""
+    tables = base_tables(n_rx=4)
+    for row in tables["prescriptions"][1:]:
+        row["drug_name"] = "Sertraline 123-45-6789"
+    tables["prescriptions"][3]["prescriber_id"] = "jane.doe@example.org"
+    with pytest.raises(BatchRejected) as info:
+        ingest(conn, make_batch(tmp_path, tables=tables))
+    assert "prescriptions.csv line 3 column drug_name: value looks like an SSN" in str(info.value)
 
 
 @pytest.mark.db

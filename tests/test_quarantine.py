@@ -9,7 +9,7 @@ import pytest
 
 from audit import contract, originals
 from audit.errors import BatchRejected
-from audit.ingest import ingest
+from audit.ingest import LoadSettings, ingest
 from audit.ingest import rowchecks as checks
 from tests.batches import base_tables, make_batch
 from tests.test_loader import count, loaded_nothing
@@ -189,6 +189,26 @@ def test_a_gated_file_still_quarantines_what_only_the_row_checks_see(conn, tmp_p
     rows = conn.execute("select line_no, column_name, reason from audit.quarantine").fetchall()
     assert sorted(rows) == [(5, "filled_on", INVALID_DATE),
                             (6, "days_supply", "out of range: expected 1 to 365")]  # fmt: skip
+
+
+def test_a_bad_value_on_several_lines_quarantines_each_line(conn, tmp_path):
+    """Bad values are found among a column's distinct values, then every line
+    holding one is quarantined; an empty required value on two lines too."""
+    tables = _many_rows()
+    for i in (2, 5, 7):
+        tables["prescriptions"][i]["filled_on"] = "2025-02-30"
+    for i in (3, 6):
+        tables["prescriptions"][i]["site_id"] = ""
+    result = ingest(conn, make_batch(tmp_path, tables=tables),
+                    LoadSettings(max_quarantine_fraction=0.05))  # fmt: skip
+    assert result.rows_quarantined == 5
+    rows = conn.execute(
+        "select line_no, column_name, reason from audit.quarantine order by line_no"
+    ).fetchall()
+    assert rows == [(4, "filled_on", INVALID_DATE), (5, "site_id", checks.MISSING),
+                    (7, "filled_on", INVALID_DATE), (8, "site_id", checks.MISSING),
+                    (9, "filled_on", INVALID_DATE)]  # fmt: skip
+    assert count(conn, "core.prescriptions") == len(tables["prescriptions"]) - 5
 
 
 def test_rows_of_a_quarantined_patient_refer_to_an_unknown_patient(conn, tmp_path):
