@@ -156,17 +156,21 @@ def counts_sql(
         else:
             items.append(on_rows(sql.SQL("count(*) filter (where {})").format(cond)))
     items += [on_rows(e) for e in row_extras]
-    named = lambda exprs, p: sql.SQL(", ").join(  # noqa: E731
-        sql.SQL("{} as {}").format(e, sql.Identifier(f"{p}{i}")) for i, e in enumerate(exprs)
-    )
     query = sql.SQL("select {items} from (select {rows} from {t} r) a").format(
-        items=sql.SQL(", ").join(items), rows=named(per_row, "a"), t=table
+        items=sql.SQL(", ").join(items), rows=_named(per_row, "a"), t=table
     )
     if per_value:
         query += sql.SQL(" cross join (select {vals} from {v} r) b").format(
-            vals=named(per_value, "b"), v=values.table(spec)
+            vals=_named(per_value, "b"), v=values.table(spec)
         )
     return query
+
+
+def _named(exprs: list[sql.Composable], prefix: str) -> sql.Composable:
+    """``e0 as a0, e1 as a1, ...``"""
+    return sql.SQL(", ").join(
+        sql.SQL("{} as {}").format(e, sql.Identifier(f"{prefix}{i}")) for i, e in enumerate(exprs)
+    )
 
 
 def _pct(part: int, whole: int) -> float | None:
