@@ -7,15 +7,12 @@ timestamp shows microseconds, and in print the heat map keeps its caption."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from audit import users
 from audit.web.app import create_app
+from tests.live_server import live_server
 from tests.test_dashboard import browser  # noqa: F401 - the fixture
 from tests.test_overview import PASSWORD, ran  # noqa: F401 - the fixture
 from tests.test_security import login  # noqa: F401 - the fixture
@@ -26,21 +23,8 @@ pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def server(login, ran):  # noqa: F811
     users.add("olive", "reviewer", ["site-01"], PASSWORD)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(login("rxaudit_web"), secret="overview-browser-secret"),
-                            host="127.0.0.1", port=port, log_level="warning")  # fmt: skip
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with live_server(create_app(login("rxaudit_web"), secret="overview-browser-secret")) as url:
+        yield url
 
 
 def test_a_site_reviewer_sees_their_site_first_and_changes_by_direction(browser, server):  # noqa: F811

@@ -4,14 +4,10 @@ note and sees it in the history at once; signed out, nothing is reachable."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
 
 from audit.web.app import create_app
+from tests.live_server import live_server
 from tests.test_dashboard import browser  # noqa: F401 - the fixture
 from tests.test_security import login  # noqa: F401 - the fixture
 from tests.test_web import cases  # noqa: F401 - the fixture
@@ -21,21 +17,8 @@ pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def server(login, cases):  # noqa: F811
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(login("rxaudit_web"), secret="browser-test-secret"),
-                            host="127.0.0.1", port=port, log_level="warning")  # fmt: skip
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with live_server(create_app(login("rxaudit_web"), secret="browser-test-secret")) as url:
+        yield url
 
 
 def test_a_reviewer_works_in_the_browser(browser, server, cases):  # noqa: F811
