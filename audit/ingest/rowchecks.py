@@ -148,20 +148,23 @@ def bad_values_sql(spec: FileSpec, gated: frozenset[str] = frozenset()) -> sql.C
     exprs = [(c, e) for c, e in exprs if e is not None]
     if not exprs:
         return None
-    rows = sql.SQL(", ").join(
+    # one select per column, each reading only its column's rows of the table
+    per_column = sql.SQL(" union ").join(
         sql.SQL(
-            "({name}, case when {of} then coalesce({c}, '') end, case when {of} then {e} end)"
+            "select {name} as column_name, coalesce({c}, '') as value, {e} as reason"
+            " from {t} r where {of} and {e} is not null"
         ).format(
-            name=sql.Literal(c.name), of=values.of_column(spec, c.name), c=column_ref(c.name), e=e
+            name=sql.Literal(c.name),
+            c=column_ref(c.name),
+            e=e,
+            t=values.table(spec),
+            of=values.of_column(spec, c.name),
         )  # fmt: skip
         for c, e in exprs
     )
-    return sql.SQL(
-        "create temp table {bad} on commit drop as "
-        "select distinct f.column_name, f.value, f.reason from {t} r "
-        "cross join lateral (values {rows}) as f(column_name, value, reason) "
-        "where f.reason is not null"
-    ).format(bad=BAD_VALUES, t=values.table(spec), rows=rows)
+    return sql.SQL("create temp table {bad} on commit drop as {q}").format(
+        bad=BAD_VALUES, q=per_column
+    )
 
 
 def lines_of_bad_values_sql(spec: FileSpec, batch_no: int, columns: list[str]) -> sql.Composable:
