@@ -45,8 +45,10 @@ with days as (
         bool_or(f.is_older_paroxetine) as is_older_paroxetine,
         count(*)::integer as n_rows,
         array_agg(f.rx_id order by f.rx_id) as rx_ids,
-        (array_agg(f.site_id order by f.rx_id))[1] as site_id,
-        (array_agg(f.prescriber_id order by f.rx_id))[1] as prescriber_id
+        -- the site and prescriber of the day's first row (smallest rx_id): one
+        -- comparison of arrays per row, not a sort per day
+        (min(array[f.rx_id, f.site_id, f.prescriber_id]))[2] as site_id,
+        (min(array[f.rx_id, f.site_id, f.prescriber_id]))[3] as prescriber_id
     from core.drug_fills as f
     where f.is_fill
     group by f.patient_id, f.ingredient, f.filled_on
