@@ -11,34 +11,10 @@
 --                         episode counted by BZD-PTSD (built after the rules).
 -- (Dates go to quarters through timestamp, not timestamptz: no time zone
 -- arithmetic per row.)
-with seen as (
-    select rx.patient_id, rx.site_id, date_trunc('quarter', rx.filled_on::timestamp)::date as period,
-           true as by_visit
-    from core.prescriptions as rx
-    inner join core.ptsd_cohort as c on c.patient_id = rx.patient_id
-    where rx.is_current and rx.filled_on <= %(as_of)s::date
-    union all
-    select s.patient_id, s.site_id, date_trunc('quarter', s.session_date::timestamp)::date, true
-    from core.therapy_sessions as s
-    inner join core.ptsd_cohort as c on c.patient_id = s.patient_id
-    where s.is_current and s.session_date <= %(as_of)s::date
-    union all
-    select d.patient_id, c.home_site_id, date_trunc('quarter', d.diagnosed_on::timestamp)::date, false
-    from core.diagnoses as d
-    inner join core.ptsd_cohort as c on c.patient_id = d.patient_id
-    where d.is_current and d.diagnosed_on <= %(as_of)s::date
-),
-
-sites as (
-    select patient_id, site_id, period, bool_or(by_visit) as by_visit
-    from seen
-    group by patient_id, site_id, period
-),
-
 -- quarters holding a benzodiazepine covered day (on or before as_of) of a
 -- counted episode: one whose BZD-PTSD case of this run is open (not
 -- excluded, not incidental)
-bzd_quarters as (
+with bzd_quarters as (
     select distinct b.patient_id, q::date as period
     from core.bzd_fills as b
     inner join core.bzd_episodes as e
@@ -54,14 +30,42 @@ bzd_quarters as (
     where b.cover_start <= %(as_of)s::date
 ),
 
+-- per patient (a lateral over the cohort): the quarters of each site, and the
+-- patient's first site of each quarter, without a sort of every row
 ordered as (
-    select
-        s.*,
-        row_number() over w = 1 as first_in_period,
-        coalesce(bool_or(s.by_visit) over (w rows between unbounded preceding and 1 preceding),
-                 false) as visit_before
-    from sites as s
-    window w as (partition by s.patient_id, s.period order by s.site_id)
+    select c.patient_id, o.site_id, o.period, o.by_visit, o.first_in_period, o.visit_before
+    from core.ptsd_cohort as c
+    cross join lateral (
+        select
+            s.site_id,
+            s.period,
+            s.by_visit,
+            row_number() over w = 1 as first_in_period,
+            coalesce(bool_or(s.by_visit) over (w rows between unbounded preceding and 1 preceding),
+                     false) as visit_before
+        from (
+            select seen.site_id, seen.period, bool_or(seen.by_visit) as by_visit
+            from (
+                select rx.site_id, date_trunc('quarter', rx.filled_on::timestamp)::date as period,
+                       true as by_visit
+                from core.prescriptions as rx
+                where rx.patient_id = c.patient_id and rx.is_current
+                  and rx.filled_on <= %(as_of)s::date
+                union all
+                select s.site_id, date_trunc('quarter', s.session_date::timestamp)::date, true
+                from core.therapy_sessions as s
+                where s.patient_id = c.patient_id and s.is_current
+                  and s.session_date <= %(as_of)s::date
+                union all
+                select c.home_site_id, date_trunc('quarter', d.diagnosed_on::timestamp)::date, false
+                from core.diagnoses as d
+                where d.patient_id = c.patient_id and d.is_current
+                  and d.diagnosed_on <= %(as_of)s::date
+            ) as seen
+            group by seen.site_id, seen.period
+        ) as s
+        window w as (partition by s.period order by s.site_id)
+    ) as o
 )
 
 select
