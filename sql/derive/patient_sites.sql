@@ -37,34 +37,32 @@ ordered as (
     from core.ptsd_cohort as c
     cross join lateral (
         select
-            s.site_id,
-            s.period,
-            s.by_visit,
+            seen.site_id,
+            seen.period,
+            bool_or(seen.by_visit) as by_visit,
             row_number() over w = 1 as first_in_period,
-            coalesce(bool_or(s.by_visit) over (w rows between unbounded preceding and 1 preceding),
+            coalesce(bool_or(bool_or(seen.by_visit))
+                         over (w rows between unbounded preceding and 1 preceding),
                      false) as visit_before
         from (
-            select seen.site_id, seen.period, bool_or(seen.by_visit) as by_visit
-            from (
-                select rx.site_id, date_trunc('quarter', rx.filled_on::timestamp)::date as period,
-                       true as by_visit
-                from core.prescriptions as rx
-                where rx.patient_id = c.patient_id and rx.is_current
-                  and rx.filled_on <= %(as_of)s::date
-                union all
-                select s.site_id, date_trunc('quarter', s.session_date::timestamp)::date, true
-                from core.therapy_sessions as s
-                where s.patient_id = c.patient_id and s.is_current
-                  and s.session_date <= %(as_of)s::date
-                union all
-                select c.home_site_id, date_trunc('quarter', d.diagnosed_on::timestamp)::date, false
-                from core.diagnoses as d
-                where d.patient_id = c.patient_id and d.is_current
-                  and d.diagnosed_on <= %(as_of)s::date
-            ) as seen
-            group by seen.site_id, seen.period
-        ) as s
-        window w as (partition by s.period order by s.site_id)
+            select rx.site_id, date_trunc('quarter', rx.filled_on::timestamp)::date as period,
+                   true as by_visit
+            from core.prescriptions as rx
+            where rx.patient_id = c.patient_id and rx.is_current
+              and rx.filled_on <= %(as_of)s::date
+            union all
+            select s.site_id, date_trunc('quarter', s.session_date::timestamp)::date, true
+            from core.therapy_sessions as s
+            where s.patient_id = c.patient_id and s.is_current
+              and s.session_date <= %(as_of)s::date
+            union all
+            select c.home_site_id, date_trunc('quarter', d.diagnosed_on::timestamp)::date, false
+            from core.diagnoses as d
+            where d.patient_id = c.patient_id and d.is_current
+              and d.diagnosed_on <= %(as_of)s::date
+        ) as seen
+        group by seen.site_id, seen.period
+        window w as (partition by seen.period order by seen.site_id)
     ) as o
 )
 
