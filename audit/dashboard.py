@@ -18,7 +18,9 @@ import base64
 import datetime as dt
 import html
 import json
+import queue
 import re
+import threading
 import zlib
 from pathlib import Path
 
@@ -64,19 +66,44 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
 
 
 class _Packer:
-    """gzip-compresses text fed in pieces (never one copy of the whole)."""
+    """gzip-compresses text fed in pieces (never one copy of the whole), in a
+    thread of its own: the caller goes on with its queries meanwhile (zlib
+    lets go of the interpreter while it compresses). At most ``BUFFERED``
+    pieces wait for it; a caller ahead of that waits."""
 
     PIECE = 1 << 20
+    BUFFERED = 64
 
     def __init__(self) -> None:
         self._z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip format
         self._out: list[bytes] = []
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.BUFFERED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dashboard-gzip", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._out.append(self._z.compress(piece))
+                except BaseException as exc:  # handed to the caller by finish()
+                    self._error = exc
 
     def feed(self, text: str) -> None:
         for i in range(0, len(text), self.PIECE):
-            self._out.append(self._z.compress(text[i : i + self.PIECE].encode()))
+            self._queue.put(text[i : i + self.PIECE].encode())
+
+    def close(self) -> None:
+        """Stop the thread (what was fed is compressed first)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def finish(self) -> bytes:
+        self.close()
+        if self._error is not None:
+            raise self._error
         self._out.append(self._z.flush())
         return b"".join(self._out)
 
@@ -178,6 +205,59 @@ def payload(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool) 
     return doc
 
 
+class Pending:
+    """A dashboard whose data was read and is being compressed: :meth:`write`
+    writes the file once the compression is done."""
+
+    def __init__(self, packer: _Packer, shared: bool) -> None:
+        self._packer = packer
+        self._shared = shared
+
+    def close(self) -> None:
+        self._packer.close()
+
+    def write(self, path: Path) -> int:
+        """Write the page to ``path``; its size in bytes."""
+        title = "rxaudit shared report" if self._shared else "rxaudit QI dashboard"
+        parts = {
+            "TITLE": lambda: html.escape(title),
+            "CSS": lambda: (STATIC / "dashboard.css").read_text(),
+            "PLOTLY": lambda: PLOTLY.read_text(),
+            "APP": lambda: (STATIC / "dashboard.js").read_text(),
+            "DATA": lambda: base64.b64encode(self._packer.finish()).decode(),
+        }
+        template = (STATIC / "dashboard.html").read_text()
+        size = 0
+        # Placeholders are filled in one pass: inserted text is never scanned again.
+        with path.open("w", encoding="utf-8") as fh:
+            for i, piece in enumerate(re.split(r"\{\{([A-Z]+)\}\}", template)):
+                text = parts[piece]() if i % 2 else piece
+                fh.write(text)
+                size += len(text.encode())
+        return size
+
+
+def start(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool = False) -> Pending:
+    """Read the dashboard's data of ``run_id``; it is compressed while the
+    caller goes on (:meth:`Pending.write` writes the file).
+
+    Must run inside a transaction (the cases stream through a server-side
+    cursor).
+    """
+    data = json.dumps(payload(conn, run_id, summary, shared), separators=(",", ":"), default=str)
+    packer = _Packer()
+    try:
+        packer.feed(data[:-1])
+        if not shared:
+            packer.feed(",")
+            _feed_cases(conn, run_id, packer)
+        packer.feed("}")
+    except BaseException:
+        packer.close()
+        raise
+    return Pending(packer, shared)
+
+
 def write(
     conn: psycopg.Connection, run_id: str, summary: dict, path: Path, shared: bool = False
 ) -> int:
@@ -186,27 +266,8 @@ def write(
     Must run inside a transaction (the cases stream through a server-side
     cursor).
     """
-    data = json.dumps(payload(conn, run_id, summary, shared), separators=(",", ":"), default=str)
-    packer = _Packer()
-    packer.feed(data[:-1])
-    if not shared:
-        packer.feed(",")
-        _feed_cases(conn, run_id, packer)
-    packer.feed("}")
-    title = "rxaudit shared report" if shared else "rxaudit QI dashboard"
-    parts = {
-        "TITLE": lambda: html.escape(title),
-        "CSS": lambda: (STATIC / "dashboard.css").read_text(),
-        "PLOTLY": lambda: PLOTLY.read_text(),
-        "APP": lambda: (STATIC / "dashboard.js").read_text(),
-        "DATA": lambda: base64.b64encode(packer.finish()).decode(),
-    }
-    template = (STATIC / "dashboard.html").read_text()
-    size = 0
-    # Placeholders are filled in one pass: inserted text is never scanned again.
-    with path.open("w", encoding="utf-8") as fh:
-        for i, piece in enumerate(re.split(r"\{\{([A-Z]+)\}\}", template)):
-            text = parts[piece]() if i % 2 else piece
-            fh.write(text)
-            size += len(text.encode())
-    return size
+    pending = start(conn, run_id, summary, shared)
+    try:
+        return pending.write(path)
+    finally:
+        pending.close()

@@ -135,15 +135,25 @@ def write_csv_reports(conn: psycopg.Connection, run_id: str, run_dir: Path) -> d
 def write_reports(
     conn: psycopg.Connection, run_id: str, run_dir: Path, summary: dict, shared: bool = False
 ) -> dict[str, int]:
-    """Write every report file of the run (run.json is written by the caller)."""
+    """Write every report file of the run (run.json is written by the caller).
+
+    The dashboards' data is read first and compressed while the CSV files
+    and the data-quality page are written.
+    """
     from audit import dashboard
     from audit.data_quality import data_quality_html
 
-    sizes = write_csv_reports(conn, run_id, run_dir)
-    (run_dir / "data_quality.html").write_text(data_quality_html(conn, run_id), encoding="utf-8")
-    sizes["dashboard.html"] = dashboard.write(conn, run_id, summary, run_dir / "dashboard.html")
-    if shared:
-        sizes["dashboard_shared.html"] = dashboard.write(
-            conn, run_id, summary, run_dir / "dashboard_shared.html", shared=True
+    pages = {"dashboard.html": dashboard.start(conn, run_id, summary)}
+    try:
+        if shared:
+            pages["dashboard_shared.html"] = dashboard.start(conn, run_id, summary, shared=True)
+        sizes = write_csv_reports(conn, run_id, run_dir)
+        (run_dir / "data_quality.html").write_text(
+            data_quality_html(conn, run_id), encoding="utf-8"
         )
+        for name, page in pages.items():
+            sizes[name] = page.write(run_dir / name)
+    finally:
+        for page in pages.values():
+            page.close()
     return sizes

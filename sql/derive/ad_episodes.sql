@@ -32,7 +32,14 @@ numbered as (
     from fills as f
 ),
 
-bounds as (
+-- Covered days: the union of the episode's covered spans, cut at a day C
+-- (as_of, or the end of the acute or continuation window). With the spans
+-- ordered by first day, each adds the days past the latest covered day so
+-- far: greatest(0, least(upto, C) - greatest(least(before, C), cover_start - 1)),
+-- upto and before the running latest covered day with and without it (every
+-- span has at least one day: a supply is at least 1). One ordered pass, no
+-- islands grouped and joined back.
+spans as (
     select
         n.*,
         min(n.filled_on) over (partition by n.patient_id, n.episode_no) as episode_start,
@@ -40,45 +47,23 @@ bounds as (
             partition by n.patient_id, n.episode_no
             order by n.cover_start, n.cover_end, n.ingredient
             rows between unbounded preceding and 1 preceding
-        ) as covered_before
+        ) as before,
+        max(n.cover_end) over (
+            partition by n.patient_id, n.episode_no
+            order by n.cover_start, n.cover_end, n.ingredient
+            rows unbounded preceding
+        ) as upto
     from numbered as n
 ),
 
-islands as (
+cut as (
     select
-        b.*,
-        sum(case when b.covered_before is null or b.cover_start > b.covered_before + 1
-                 then 1 else 0 end) over (
-            partition by b.patient_id, b.episode_no
-            order by b.cover_start, b.cover_end, b.ingredient rows unbounded preceding
-        ) as island_no
-    from bounds as b
-),
-
-island_spans as (
-    select
-        patient_id,
-        episode_no,
-        min(episode_start) as episode_start,
-        min(cover_start) as island_start,
-        max(cover_end) as island_end
-    from islands
-    group by patient_id, episode_no, island_no
-),
-
-covered as (
-    select
-        patient_id,
-        episode_no,
-        sum(greatest(0, least(island_end, %(as_of)s::date) - island_start + 1))::integer
-            as covered_days,
-        sum(greatest(0, least(island_end, episode_start + (%(acute_window_days)s::integer - 1),
-                              %(as_of)s::date) - island_start + 1))::integer as acute_covered_days,
-        sum(greatest(0, least(island_end,
-                              episode_start + (%(amm_continuation_window_days)s::integer - 1),
-                              %(as_of)s::date) - island_start + 1))::integer as continuation_covered_days
-    from island_spans
-    group by patient_id, episode_no
+        s.*,
+        %(as_of)s::date as all_to,
+        least(s.episode_start + (%(acute_window_days)s::integer - 1), %(as_of)s::date) as acute_to,
+        least(s.episode_start + (%(amm_continuation_window_days)s::integer - 1), %(as_of)s::date)
+            as continuation_to
+    from spans as s
 )
 
 select
@@ -87,9 +72,14 @@ select
     min(n.filled_on) as episode_start,
     least(max(n.cover_end), %(as_of)s::date) as episode_end,
     max(n.cover_end) + %(episode_gap_days)s::integer >= %(as_of)s::date as is_ongoing,
-    min(c.covered_days) as covered_days,
-    min(c.acute_covered_days) as acute_covered_days,
-    min(c.continuation_covered_days) as continuation_covered_days,
+    sum(greatest(0, least(n.upto, n.all_to) - case when n.before is null then n.cover_start - 1
+        else greatest(least(n.before, n.all_to), n.cover_start - 1) end))::integer as covered_days,
+    sum(greatest(0, least(n.upto, n.acute_to) - case when n.before is null then n.cover_start - 1
+        else greatest(least(n.before, n.acute_to), n.cover_start - 1) end))::integer
+        as acute_covered_days,
+    sum(greatest(0, least(n.upto, n.continuation_to) - case when n.before is null
+        then n.cover_start - 1 else greatest(least(n.before, n.continuation_to), n.cover_start - 1)
+        end))::integer as continuation_covered_days,
     count(*)::integer as n_fill_days,
     bool_or(n.drug_class in ('SSRI', 'SNRI')) as has_judged,
     lead(min(n.filled_on)) over (partition by n.patient_id order by n.episode_no)
@@ -100,6 +90,5 @@ select
                order by n.filled_on, n.ingredient) as evidence,
     (array_agg(n.site_id order by n.filled_on, n.ingredient))[1] as first_site_id,
     (array_agg(n.prescriber_id order by n.filled_on, n.ingredient))[1] as first_prescriber_id
-from numbered as n
-inner join covered as c on c.patient_id = n.patient_id and c.episode_no = n.episode_no
+from cut as n
 group by n.patient_id, n.episode_no

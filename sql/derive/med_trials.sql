@@ -39,7 +39,8 @@ running as (
         first_value(d.site_id) over w as first_site,
         first_value(d.prescriber_id) over w as first_prescriber,
         last_value(d.daily_dose_mg) over whole as last_dose,
-        last_value(d.min_mg) over whole as last_min
+        last_value(d.min_mg) over whole as last_min,
+        min(d.filled_on) filter (where d.daily_dose_mg > d.max_mg) over whole as above_max_on
     from days as d
     window w as (
         partition by d.patient_id, d.ingredient, d.trial_no
@@ -94,17 +95,14 @@ select
                order by r.filled_on) as evidence,
     min(r.first_site) as first_site_id,
     min(r.first_prescriber) as first_prescriber_id,
-    min(r.filled_on) filter (where r.daily_dose_mg > r.max_mg) as first_above_max_on,
-    (array_agg(r.daily_dose_mg order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
-        as first_above_max_mg,
-    (array_agg(r.max_mg order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
-        as first_above_max_limit_mg,
-    (array_agg('prescriptions:' || array_to_string(r.rx_ids, ';prescriptions:')
-               order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
-        as first_above_max_evidence,
-    (array_agg(r.site_id order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
-        as first_above_max_site_id,
-    (array_agg(r.prescriber_id order by r.filled_on) filter (where r.daily_dose_mg > r.max_mg))[1]
+    -- the first fill day above the maximum (one per day: its values, no sort)
+    min(r.above_max_on) as first_above_max_on,
+    min(r.daily_dose_mg) filter (where r.filled_on = r.above_max_on) as first_above_max_mg,
+    min(r.max_mg) filter (where r.filled_on = r.above_max_on) as first_above_max_limit_mg,
+    min('prescriptions:' || array_to_string(r.rx_ids, ';prescriptions:'))
+        filter (where r.filled_on = r.above_max_on) as first_above_max_evidence,
+    min(r.site_id) filter (where r.filled_on = r.above_max_on) as first_above_max_site_id,
+    min(r.prescriber_id) filter (where r.filled_on = r.above_max_on)
         as first_above_max_prescriber_id,
     bool_or(r.is_cr) as any_cr
 from running as r
