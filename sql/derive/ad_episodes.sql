@@ -3,8 +3,8 @@
 -- day leaving more than episode_gap_days uncovered days after the latest
 -- covered day so far, of any antidepressant, starts a new episode).
 -- Carry-forward stays per ingredient (fill_coverage); an episode's covered
--- days are the union of its fill days' (merged into islands here), stopping
--- at as_of. A switch from one antidepressant to another within the gap stays
+-- days are the union of its fill days' (counted in one ordered pass below),
+-- stopping at as_of. A switch from one antidepressant to another within the gap stays
 -- in one episode. Antidepressants: the judged ones (SSRI, SNRI) and the other
 -- antidepressants (OTHER_AD: duloxetine, mirtazapine...), which join episodes
 -- but are never judged for dose. has_judged: the episode holds a fill day of
