@@ -1,7 +1,9 @@
 """The delivered files as they arrived, kept by the load in PostgreSQL.
 
 Each file of a loaded batch is stored in ``audit.delivered_files`` in chunks
-that PostgreSQL compresses, beside its SHA-256 in ``audit.batch_files``.
+the load compressed with zlib (``zlib``; chunks stored before it did are
+PostgreSQL-compressed as they arrived), beside its SHA-256 in
+``audit.batch_files``.
 Re-extracting one checks the bytes against that SHA-256, so an auditor can
 prove what a batch held; ``line`` gives one record of it (line 1 is the
 header, as in quarantine records and the case page's provenance). Only the
@@ -14,6 +16,7 @@ import codecs
 import csv
 import hashlib
 import io
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
@@ -33,18 +36,24 @@ def _file(conn: psycopg.Connection, batch_id: str, file_name: str) -> tuple[int,
     return row
 
 
+def plain(stored: bytes, compressed: bool) -> bytes:
+    """A stored chunk's bytes as they arrived."""
+    return zlib.decompress(stored) if compressed else bytes(stored)
+
+
 def chunks(conn: psycopg.Connection, batch_id: str, file_name: str) -> Iterator[bytes]:
     """The file's bytes, chunk by chunk, checked against its SHA-256 at the end."""
     batch_no, sha = _file(conn, batch_id, file_name)
     digest = hashlib.sha256()
     chunk_no = 0
     while row := conn.execute(
-        "select bytes from audit.delivered_files where batch_no = %s and file_name = %s"
+        "select bytes, zlib from audit.delivered_files where batch_no = %s and file_name = %s"
         " and chunk_no = %s",
         (batch_no, file_name, chunk_no),
     ).fetchone():
-        digest.update(row[0])
-        yield bytes(row[0])
+        data = plain(*row)
+        digest.update(data)
+        yield data
         chunk_no += 1
     if digest.hexdigest() != sha:
         raise UsageError(

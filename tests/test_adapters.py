@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from audit import originals
 from audit.adapters import Tokenizer, convert
 from audit.adapters.synthea import fills_of_order
 from audit.cli import main
@@ -257,8 +258,8 @@ def test_synthea_sample_end_to_end(db_url, tmp_path):
                                 ).fetchone()[0]  # fmt: skip
             haystacks.append(dump)
         # the files as they arrived, as text (bytea would print as hex)
-        haystacks += [bytes(b).decode("utf-8", "replace")
-                      for (b,) in conn.execute("select bytes from audit.delivered_files")]  # fmt: skip
+        haystacks += [originals.plain(b, z).decode("utf-8", "replace")
+                      for (b, z) in conn.execute("select bytes, zlib from audit.delivered_files")]  # fmt: skip
     words = set()
     for text in haystacks:
         words.update(re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", text))

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from audit import originals
 from audit.adapters import Tokenizer, convert
 from audit.adapters.fhir import FhirError
 from audit.cli import main
@@ -53,8 +54,8 @@ def _haystacks(conn, *folders: Path) -> list[str]:
             conn.execute(f"select coalesce(string_agg(t::text, ' '), '') from {table} t").fetchone()[0]  # noqa: S608 - catalogue names
         )  # fmt: skip
     # the files as they arrived, as text (bytea would print as hex)
-    texts += [bytes(b).decode("utf-8", "replace")
-              for (b,) in conn.execute("select bytes from audit.delivered_files")]  # fmt: skip
+    texts += [originals.plain(b, z).decode("utf-8", "replace")
+              for (b, z) in conn.execute("select bytes, zlib from audit.delivered_files")]  # fmt: skip
     return texts
 
 

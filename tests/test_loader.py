@@ -8,7 +8,7 @@ import pytest
 
 from audit import contract, originals
 from audit.errors import BatchRejected
-from audit.ingest import LoadSettings, ingest
+from audit.ingest import LoadSettings, ingest, stage
 from tests.batches import base_tables, make_batch
 
 pytestmark = pytest.mark.db
@@ -48,6 +48,35 @@ def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
     assert row == (30, 50, "2025-01-15")
     status = conn.execute("select status, rows_in from audit.batches").fetchone()
     assert status == ("loaded", 7)
+
+
+def test_a_file_of_many_chunks_is_kept_compressed_and_given_back_whole(
+    conn, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(stage, "ORIGINAL_CHUNK", 100)  # a chunk per 100 bytes
+    path = make_batch(tmp_path, tables=base_tables(n_rx=40))
+    assert ingest(conn, path).status == "loaded"
+    sent = (path / "prescriptions.csv").read_bytes()
+    stored = conn.execute(
+        "select count(*), bool_and(zlib), sum(length(bytes)) from audit.delivered_files"
+        " where file_name = 'prescriptions.csv'"
+    ).fetchone()
+    assert stored[0] == -(-len(sent) // 100) and stored[1] is True
+    assert stored[2] < len(sent)  # compressed
+    assert b"".join(originals.chunks(conn, "b-001", "prescriptions.csv")) == sent
+
+
+def test_an_original_stored_uncompressed_is_given_back_too(conn, tmp_path):
+    # chunks stored before the load compressed them hold the bytes as they came
+    path = make_batch(tmp_path)
+    ingest(conn, path)
+    sent = (path / "patients.csv").read_bytes()
+    conn.execute(
+        "update audit.delivered_files set bytes = %s, zlib = false"
+        " where file_name = 'patients.csv'",
+        (sent,),
+    )
+    assert b"".join(originals.chunks(conn, "b-001", "patients.csv")) == sent
 
 
 def test_validation_results_are_stored_without_values(conn, tmp_path):

@@ -206,19 +206,23 @@ class Loader:
             stage.create(conn, batch_no)
             for spec in specs:
                 entry = manifest.files[spec.file_name]
-                rows, extras = stage.copy_file(
-                    conn, batch_dir / spec.file_name, spec, batch_no, entry.sha256,
-                    manifest.schema_version, self.progress,
-                )  # fmt: skip
-                if extras:
-                    result.dropped_columns.append({"file": spec.file_name, "columns": extras})
-                if rows != entry.rows:
-                    raise BatchRejected(
-                        f"row count {rows} differs from the manifest's {entry.rows}",
-                        file=spec.file_name,
-                    )
-                ledger.file_received(conn, batch_no, spec.file_name, entry.sha256, rows)
-                stage.keep_original(conn, batch_dir / spec.file_name, batch_no, spec.file_name)
+                original = stage.Original()  # compressed as it streams
+                try:
+                    rows, extras = stage.copy_file(
+                        conn, batch_dir / spec.file_name, spec, batch_no, entry.sha256,
+                        manifest.schema_version, self.progress, original,
+                    )  # fmt: skip
+                    if extras:
+                        result.dropped_columns.append({"file": spec.file_name, "columns": extras})
+                    if rows != entry.rows:
+                        raise BatchRejected(
+                            f"row count {rows} differs from the manifest's {entry.rows}",
+                            file=spec.file_name,
+                        )
+                    ledger.file_received(conn, batch_no, spec.file_name, entry.sha256, rows)
+                    stage.keep_original(conn, original, batch_no, spec.file_name)
+                finally:
+                    original.close()
                 result.rows_in += rows
                 conn.execute(sql.SQL("analyze {}").format(staged(spec, batch_no)))
 

@@ -13,8 +13,12 @@ import codecs
 import csv
 import hashlib
 import io
+import queue
 import re
-from collections.abc import Callable
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -57,21 +61,87 @@ def drop(conn: psycopg.Connection, batch_no: int) -> None:
         conn.execute(sql.SQL("drop table {}").format(staged(spec, batch_no)))
 
 
-def keep_original(conn: psycopg.Connection, path: Path, batch_no: int, file_name: str) -> None:
-    """Keep the delivered file's bytes as they arrived, in chunks PostgreSQL
-    compresses (the caller has checked its SHA-256 against the manifest)."""
-    with (
-        conn.cursor().copy(
-            "copy audit.delivered_files (batch_no, file_name, chunk_no, bytes)"
-            " from stdin with (format binary)"
-        ) as copy,
-        path.open("rb") as fh,
-    ):
-        copy.set_types(["int4", "text", "int4", "bytea"])
-        chunk_no = 0
-        while chunk := fh.read(ORIGINAL_CHUNK):
-            copy.write_row((batch_no, file_name, chunk_no, chunk))
-            chunk_no += 1
+class Original:
+    """A delivered file's bytes, compressed as they stream into the stage.
+
+    The loader feeds each chunk it reads (the same bytes it hashes and sends
+    to ``COPY``); a thread of its own compresses every ``ORIGINAL_CHUNK``
+    bytes with zlib (level 1: zlib lets go of the interpreter while it
+    compresses, so this runs beside the server's parsing of the same file)
+    into a spool that stays in memory up to ``SPOOL_BYTES`` and goes to a
+    temporary file beyond. :func:`keep_original` stores the pieces once the
+    file has been checked. At most ``QUEUED`` chunks wait for the thread.
+    """
+
+    LEVEL = 1
+    QUEUED = 16
+    SPOOL_BYTES = 32 << 20
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)
+        self._sizes: list[int] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="original-zlib", daemon=True)
+        self._thread.start()
+
+    def _put(self, raw: bytes | bytearray) -> None:
+        piece = zlib.compress(raw, self.LEVEL)
+        self._spool.write(piece)
+        self._sizes.append(len(piece))
+
+    def _run(self) -> None:
+        pending = bytearray()
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                pending += chunk
+                while len(pending) >= ORIGINAL_CHUNK:
+                    self._put(pending[:ORIGINAL_CHUNK])
+                    del pending[:ORIGINAL_CHUNK]
+            except BaseException as exc:  # handed to the caller by pieces()
+                self._error = exc
+        if self._error is None and (pending or not self._sizes):
+            try:
+                self._put(pending)
+            except BaseException as exc:
+                self._error = exc
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Stop the thread and drop the spool."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._spool.close()
+
+    def pieces(self) -> Iterator[bytes]:
+        """The compressed pieces, in the file's order (the thread finishes first)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._spool.seek(0)
+        for size in self._sizes:
+            yield self._spool.read(size)
+
+
+def keep_original(
+    conn: psycopg.Connection, original: Original, batch_no: int, file_name: str
+) -> None:
+    """Keep the delivered file's bytes as they arrived, zlib-compressed in
+    chunks (the caller has checked its SHA-256 against the manifest)."""
+    with conn.cursor().copy(
+        "copy audit.delivered_files (batch_no, file_name, chunk_no, bytes, zlib)"
+        " from stdin with (format binary)"
+    ) as copy:
+        copy.set_types(["int4", "text", "int4", "bytea", "bool"])
+        for chunk_no, piece in enumerate(original.pieces()):
+            copy.write_row((batch_no, file_name, chunk_no, piece, True))
 
 
 def read_header(path: Path) -> list[str]:
@@ -188,8 +258,10 @@ def copy_file(
     expected_sha: str,
     schema_version: str,
     progress: Callable[[str], None],
+    original: Original | None = None,
 ) -> tuple[int, list[str]]:
-    """Stream one file into its stage; (rows, columns outside the contract dropped)."""
+    """Stream one file into its stage; (rows, columns outside the contract
+    dropped). ``original``, if given, is fed the same bytes."""
     header = read_header(path)
     extras = guard.check_header(spec, header, schema_version)
     if extras:
@@ -228,6 +300,8 @@ def copy_file(
     try:
         with cur.copy(copy_sql) as copy, path.open("rb") as fh:
             while chunk := fh.read(CHUNK):
+                if original is not None:
+                    original.feed(chunk)
                 digest.update(chunk)
                 lines.feed(chunk)
                 copy.write(chunk)
