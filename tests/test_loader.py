@@ -50,9 +50,7 @@ def test_valid_batch_loads_every_row_with_its_line(conn, tmp_path):
     assert status == ("loaded", 7)
 
 
-def test_a_file_of_many_chunks_is_kept_compressed_and_given_back_whole(
-    conn, tmp_path, monkeypatch
-):
+def test_a_file_of_many_chunks_is_kept_compressed_and_given_back_whole(conn, tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "ORIGINAL_CHUNK", 100)  # a chunk per 100 bytes
     path = make_batch(tmp_path, tables=base_tables(n_rx=40))
     assert ingest(conn, path).status == "loaded"
