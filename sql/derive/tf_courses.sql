@@ -31,19 +31,16 @@ numbered as (
     from breaks as b
 ),
 
-modality as (
-    select distinct on (patient_id, course_no)
-        patient_id,
-        course_no,
-        modality,
-        audit.tf_minimum(modality, %(tf_min_modalities)s::text[], %(tf_min_counts)s::integer[],
-                         %(tf_min_sessions)s::integer) as minimum
-    from numbered
-    group by patient_id, course_no, modality
-    order by patient_id, course_no, count(*) desc,
-             audit.tf_minimum(modality, %(tf_min_modalities)s::text[],
-                              %(tf_min_counts)s::integer[], %(tf_min_sessions)s::integer) desc,
-             modality
+-- each session with its modality's sessions in the course and that
+-- modality's minimum (the policy's own, else tf_min_sessions)
+counted as (
+    select
+        n.*,
+        count(*) over (partition by n.patient_id, n.course_no, n.modality) as modality_sessions,
+        coalesce(m.minimum, %(tf_min_sessions)s::integer) as modality_minimum
+    from numbered as n
+    left join unnest(%(tf_min_modalities)s::text[], %(tf_min_counts)s::integer[])
+        as m(modality, minimum) on m.modality = n.modality
 ),
 
 courses as (
@@ -53,17 +50,19 @@ courses as (
         min(n.session_date) as course_start,
         max(n.session_date) as last_session,
         count(*)::integer as n_sessions,
-        min(m.modality) as modality,
-        min(m.minimum) as minimum,
+        (array_agg(n.modality order by n.modality_sessions desc, n.modality_minimum desc,
+                   n.modality))[1] as modality,
+        (array_agg(n.modality_minimum order by n.modality_sessions desc, n.modality_minimum desc,
+                   n.modality))[1] as minimum,
         max(n.session_date) + %(course_gap_days)s::integer >= %(as_of)s::date as is_ongoing,
         string_agg(distinct n.modality, '/' order by n.modality) as modalities,
-        (array_agg(n.session_date order by n.session_date, n.session_id))[min(m.minimum)]
-            as minimum_reached_on,
+        (array_agg(n.session_date order by n.session_date, n.session_id))[
+            (array_agg(n.modality_minimum order by n.modality_sessions desc,
+                       n.modality_minimum desc, n.modality))[1]] as minimum_reached_on,
         (array_agg(n.site_id order by n.session_date desc, n.session_id desc))[1] as last_site_id,
         string_agg('therapy_sessions:' || n.session_id, ';' order by n.session_date, n.session_id)
             as evidence
-    from numbered as n
-    inner join modality as m on m.patient_id = n.patient_id and m.course_no = n.course_no
+    from counted as n
     group by n.patient_id, n.course_no
 )
 
