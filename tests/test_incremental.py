@@ -159,6 +159,36 @@ def test_incremental_audit_equals_a_full_one(conn, tmp_path):
     assert evaluated and {p for (p,) in evaluated} <= touched
 
 
+def test_a_case_resolved_after_runs_that_left_its_patient_was_last_seen_by_the_run_before(
+    conn, tmp_path
+):
+    # run 2 re-evaluates nobody; run 3 resolves cases of patients run 2 did not
+    # touch: they were findings of run 2, as a chain of full audits says
+    full = tmp_path / "full"
+    generate(400, 7, full)
+    audit(conn, [full])
+    as_of = json.loads((full / "manifest.json").read_text())["as_of"]
+    touched = touching_batch(full, tmp_path / "inc")
+    other = next(
+        r["patient_id"] for r in read(full, "patients.csv") if r["patient_id"] not in touched
+    )
+    write_batch(tmp_path / "other", "other-001", as_of, {"prescriptions": [
+        {"rx_id": "rx-other", "patient_id": other, "site_id": "site-01",
+         "drug_code_system": "RXNORM", "drug_code": "36437",
+         "drug_name": "Sertraline 50 MG Oral Tablet", "days_supply": 30,
+         "filled_on": as_of, "setting": "outpatient"}]})  # fmt: skip
+    second = audit(conn, [tmp_path / "other"])
+    assert second["evaluation"]["mode"] == "incremental", second["evaluation"]
+    third = audit(conn, [tmp_path / "inc"])
+    assert third["evaluation"]["mode"] == "incremental", third["evaluation"]
+    assert third["cases"]["resolved"] > 0
+    seen = conn.execute(
+        "select distinct last_seen_run from report.cases where resolved_run = %s",
+        (third["run_id"],),
+    ).fetchall()
+    assert seen == [(second["run_id"],)]
+
+
 def test_an_audit_with_nothing_new_is_incremental_and_unchanged(conn, tmp_path):
     generate(150, 2, tmp_path / "b")
     first = audit(conn, [tmp_path / "b"])

@@ -30,6 +30,8 @@ def update_cases(
     Incremental, only the touched patients' cases are written (this run's
     cases are theirs); the others' cases, unchanged, are left as they are.
 
+    A resolved case was last seen by the run before this one (every case not
+    resolved is a finding of every run), as after a chain of full audits.
     A resolved case says why (``resolved_reason``): ``policy <version>`` when
     this run's policy differs from the previous run's and no batch since
     touched the patient (the policy change removed it), else ``data
@@ -72,6 +74,12 @@ def update_cases(
             "     and (w.touches_all or exists (select 1 from audit.batch_patients as p"
             "       where p.batch_no = w.batch_no and p.patient_id = c.patient_id))"
             "     order by w.withdrawn_at desc limit 1), 'data corrected') end,"
+            # last seen: the run before this one (the case was one of its
+            # findings), whether or not that run re-evaluated the patient
+            " last_evaluated_run = coalesce((select r.run_id from audit.runs as r"
+            "   where r.run_id <> %(run_id)s and r.status in ('ok', 'rejected')"
+            "   order by r.finished_at desc nulls last, r.run_id desc limit 1),"
+            "   c.last_evaluated_run),"
             " updated_at = now()"
             " where last_evaluated_run <> %(run_id)s and status <> 'resolved'{}"
         ).format(touched),
