@@ -2,9 +2,10 @@
 
 The header is checked first (UTF-8, one line, the contract's columns, by
 the de-identification guard); the bytes then stream into the stage with
-``COPY`` while their SHA-256 and line breaks are counted on the same bytes.
-Hash and row count must match the manifest, and every record of the file
-must have been loaded (no line holding only ``\\.``, no record cut).
+``COPY`` while their SHA-256 and line breaks are counted, and the file is
+compressed for keeping (:class:`Original`), on the same bytes. Hash and row
+count must match the manifest, and every record of the file must have been
+loaded (no line holding only ``\\.``, no record cut).
 """
 
 from __future__ import annotations
