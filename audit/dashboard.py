@@ -18,9 +18,7 @@ import base64
 import datetime as dt
 import html
 import json
-import queue
 import re
-import threading
 import zlib
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from audit import db, overview
+from audit.background import Background
 
 STATIC = Path(__file__).parent / "static"
 CASES_SQL = db.SQL_DIR / "report" / "dashboard_cases.sql"
@@ -67,9 +66,8 @@ def _measures(conn: psycopg.Connection, run_id: str, shared: bool) -> dict:
 
 class _Packer:
     """gzip-compresses text fed in pieces (never one copy of the whole), in a
-    thread of its own: the caller goes on with its queries meanwhile (zlib
-    lets go of the interpreter while it compresses). At most ``BUFFERED``
-    pieces wait for it; a caller ahead of that waits."""
+    thread of its own (:class:`audit.background.Background`): the caller goes
+    on with its queries meanwhile."""
 
     PIECE = 1 << 20
     BUFFERED = 64
@@ -77,33 +75,22 @@ class _Packer:
     def __init__(self) -> None:
         self._z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip format
         self._out: list[bytes] = []
-        self._queue: queue.Queue[bytes | None] = queue.Queue(self.BUFFERED)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dashboard-gzip", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._out.append(self._z.compress(piece))
-                except BaseException as exc:  # handed to the caller by finish()
-                    self._error = exc
+        self._work = Background(
+            lambda piece: self._out.append(self._z.compress(piece)),
+            queued=self.BUFFERED,
+            name="dashboard-gzip",
+        )
 
     def feed(self, text: str) -> None:
         for i in range(0, len(text), self.PIECE):
-            self._queue.put(text[i : i + self.PIECE].encode())
+            self._work.feed(text[i : i + self.PIECE].encode())
 
     def close(self) -> None:
         """Stop the thread (what was fed is compressed first)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        self._work.stop()
 
     def finish(self) -> bytes:
-        self.close()
-        if self._error is not None:
-            raise self._error
+        self._work.finish()
         self._out.append(self._z.flush())
         return b"".join(self._out)
 

@@ -74,11 +74,9 @@ def update_cases(
             "     and (w.touches_all or exists (select 1 from audit.batch_patients as p"
             "       where p.batch_no = w.batch_no and p.patient_id = c.patient_id))"
             "     order by w.withdrawn_at desc limit 1), 'data corrected') end,"
-            # last seen: the run before this one (the case was one of its
-            # findings), whether or not that run re-evaluated the patient
-            " last_evaluated_run = coalesce((select r.run_id from audit.runs as r"
-            "   where r.run_id <> %(run_id)s and r.status in ('ok', 'rejected')"
-            "   order by r.finished_at desc nulls last, r.run_id desc limit 1),"
+            # last seen: the latest finished run before this one (the case was
+            # one of its findings), whether or not it re-evaluated the patient
+            " last_evaluated_run = coalesce((select l.run_id from report.latest_run as l),"
             "   c.last_evaluated_run),"
             " updated_at = now()"
             " where last_evaluated_run <> %(run_id)s and status <> 'resolved'{}"

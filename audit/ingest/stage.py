@@ -14,10 +14,8 @@ import codecs
 import csv
 import hashlib
 import io
-import queue
 import re
 import tempfile
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from audit import contract, guard
+from audit.background import Background
 from audit.contract import FileSpec
 from audit.errors import BatchRejected
 from audit.ingest.fragments import staged
@@ -66,12 +65,11 @@ class Original:
     """A delivered file's bytes, compressed as they stream into the stage.
 
     The loader feeds each chunk it reads (the same bytes it hashes and sends
-    to ``COPY``); a thread of its own compresses every ``ORIGINAL_CHUNK``
-    bytes with zlib (level 1: zlib lets go of the interpreter while it
-    compresses, so this runs beside the server's parsing of the same file)
-    into a spool that stays in memory up to ``SPOOL_BYTES`` and goes to a
-    temporary file beyond. :func:`keep_original` stores the pieces once the
-    file has been checked. At most ``QUEUED`` chunks wait for the thread.
+    to ``COPY``); a thread of its own (:class:`audit.background.Background`)
+    compresses every ``ORIGINAL_CHUNK`` bytes with zlib (level 1), beside the
+    server's parsing of the same file, into a spool that stays in memory up
+    to ``SPOOL_BYTES`` and goes to a temporary file beyond.
+    :func:`keep_original` stores the pieces once the file has been checked.
     """
 
     LEVEL = 1
@@ -79,53 +77,37 @@ class Original:
     SPOOL_BYTES = 32 << 20
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
         self._spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)
         self._sizes: list[int] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="original-zlib", daemon=True)
-        self._thread.start()
+        self._pending = bytearray()
+        self._work = Background(self._add, self._last, self.QUEUED, "original-zlib")
 
     def _put(self, raw: bytes | bytearray) -> None:
         piece = zlib.compress(raw, self.LEVEL)
         self._spool.write(piece)
         self._sizes.append(len(piece))
 
-    def _run(self) -> None:
-        pending = bytearray()
-        while (chunk := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            try:
-                pending += chunk
-                while len(pending) >= ORIGINAL_CHUNK:
-                    self._put(pending[:ORIGINAL_CHUNK])
-                    del pending[:ORIGINAL_CHUNK]
-            except BaseException as exc:  # handed to the caller by pieces()
-                self._error = exc
-        if self._error is None and (pending or not self._sizes):
-            try:
-                self._put(pending)
-            except BaseException as exc:
-                self._error = exc
+    def _add(self, chunk: bytes) -> None:
+        self._pending += chunk
+        while len(self._pending) >= ORIGINAL_CHUNK:
+            self._put(self._pending[:ORIGINAL_CHUNK])
+            del self._pending[:ORIGINAL_CHUNK]
+
+    def _last(self) -> None:
+        if self._pending or not self._sizes:
+            self._put(self._pending)
 
     def feed(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
+        self._work.feed(chunk)
 
     def close(self) -> None:
         """Stop the thread and drop the spool."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        self._work.stop()
         self._spool.close()
 
     def pieces(self) -> Iterator[bytes]:
         """The compressed pieces, in the file's order (the thread finishes first)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._work.finish()
         self._spool.seek(0)
         for size in self._sizes:
             yield self._spool.read(size)

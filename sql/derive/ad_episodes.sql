@@ -4,11 +4,12 @@
 -- covered day so far, of any antidepressant, starts a new episode).
 -- Carry-forward stays per ingredient (fill_coverage); an episode's covered
 -- days are the union of its fill days' (counted in one ordered pass below),
--- stopping at as_of. A switch from one antidepressant to another within the gap stays
--- in one episode. Antidepressants: the judged ones (SSRI, SNRI) and the other
--- antidepressants (OTHER_AD: duloxetine, mirtazapine...), which join episodes
--- but are never judged for dose. has_judged: the episode holds a fill day of
--- a judged antidepressant. next_episode_start: the patient's next episode's.
+-- stopping at as_of. A switch from one antidepressant to another within the
+-- gap stays in one episode. Antidepressants: the judged ones (SSRI, SNRI)
+-- and the other antidepressants (OTHER_AD: duloxetine, mirtazapine...),
+-- which join episodes but are never judged for dose. has_judged: the episode
+-- holds a fill day of a judged antidepressant. next_episode_start: the
+-- patient's next episode's.
 with fills as (
     select
         f.*,
