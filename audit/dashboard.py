@@ -245,6 +245,21 @@ def start(conn: psycopg.Connection, run_id: str, summary: dict, shared: bool = F
     return Pending(packer, shared)
 
 
+def start_pages(
+    conn: psycopg.Connection, run_id: str, summary: dict, shared: bool
+) -> dict[str, Pending]:
+    """The run's dashboards by file name (and the shared one if ``shared``),
+    started as :func:`start` starts one."""
+    pages = {"dashboard.html": start(conn, run_id, summary)}
+    try:
+        if shared:
+            pages["dashboard_shared.html"] = start(conn, run_id, summary, shared=True)
+    except BaseException:
+        pages["dashboard.html"].close()
+        raise
+    return pages
+
+
 def write(
     conn: psycopg.Connection, run_id: str, summary: dict, path: Path, shared: bool = False
 ) -> int:

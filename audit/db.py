@@ -328,6 +328,26 @@ def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psy
         conn.release()
 
 
+@contextmanager
+def snapshot_reader(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A second connection, in a read-only transaction that sees what the
+    open transaction of ``conn`` sees (its exported snapshot): the two read
+    one state side by side, each on a core of its own."""
+    snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+    if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # the server's own id, never data
+        raise RuntimeError("unexpected snapshot id from the server")
+    info = conn.info
+    dsn = psycopg.conninfo.make_conninfo(info.dsn, password=info.password or None)
+    other = connect(dsn)
+    try:
+        with other.transaction():
+            other.execute("set transaction isolation level repeatable read, read only")
+            other.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+            yield other
+    finally:
+        other.release()
+
+
 def take_loader_lock(conn: psycopg.Connection, shared: bool = False) -> None:
     """Block until no other load or audit runs; released when the transaction ends.
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from audit import db
 
 FLAGGED_COLUMNS = (
     "case_id", "rule_id", "severity", "status", "patient_id", "site_id", "prescriber_id",
@@ -137,23 +140,33 @@ def write_reports(
 ) -> dict[str, int]:
     """Write every report file of the run (run.json is written by the caller).
 
-    The dashboards' data is read first and compressed while the CSV files
-    and the data-quality page are written.
+    The dashboards' data is read on a second connection that sees the same
+    snapshot (:func:`audit.db.snapshot_reader`), in a thread, and compressed
+    while the CSV files and the data-quality page are written on this one.
     """
     from audit import dashboard
     from audit.data_quality import data_quality_html
 
-    pages = {"dashboard.html": dashboard.start(conn, run_id, summary)}
-    try:
-        if shared:
-            pages["dashboard_shared.html"] = dashboard.start(conn, run_id, summary, shared=True)
-        sizes = write_csv_reports(conn, run_id, run_dir)
-        (run_dir / "data_quality.html").write_text(
-            data_quality_html(conn, run_id), encoding="utf-8"
-        )
-        for name, page in pages.items():
-            sizes[name] = page.write(run_dir / name)
-    finally:
-        for page in pages.values():
-            page.close()
+    with (
+        db.snapshot_reader(conn) as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="rxaudit-dashboard") as pool,
+    ):
+        started = pool.submit(dashboard.start_pages, reader, run_id, summary, shared)
+        try:
+            sizes = write_csv_reports(conn, run_id, run_dir)
+            (run_dir / "data_quality.html").write_text(
+                data_quality_html(conn, run_id), encoding="utf-8"
+            )
+        except BaseException:
+            if started.exception() is None:
+                for page in started.result().values():
+                    page.close()
+            raise
+        pages = started.result()
+        try:
+            for name, page in pages.items():
+                sizes[name] = page.write(run_dir / name)
+        finally:
+            for page in pages.values():
+                page.close()
     return sizes
