@@ -328,6 +328,12 @@ def session(url: str | None = None, upgrade_schema: bool = True) -> Iterator[psy
         conn.release()
 
 
+def sibling(conn: psycopg.Connection) -> LendableConnection:
+    """Another connection to the database of ``conn``, as the same user."""
+    info = conn.info
+    return connect(psycopg.conninfo.make_conninfo(info.dsn, password=info.password or None))
+
+
 @contextmanager
 def snapshot_reader(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """A second connection, in a read-only transaction that sees what the
@@ -336,9 +342,7 @@ def snapshot_reader(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
     if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # the server's own id, never data
         raise RuntimeError("unexpected snapshot id from the server")
-    info = conn.info
-    dsn = psycopg.conninfo.make_conninfo(info.dsn, password=info.password or None)
-    other = connect(dsn)
+    other = sibling(conn)
     try:
         with other.transaction():
             other.execute("set transaction isolation level repeatable read, read only")

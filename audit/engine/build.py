@@ -10,25 +10,40 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from audit.engine.catalogue import CASE_COLUMNS, MODEL_REF, Model, Rule, model_names
+from audit.engine.catalogue import (
+    CASE_COLUMNS,
+    MODEL_REF,
+    RUN_CASES_REF,
+    Model,
+    Rule,
+    model_names,
+)
 from audit.policy import Policy
 
+POLICY_TABLES = ("policy_ingredients", "policy_drug_names")
 
-def refresh_policy_tables(conn: psycopg.Connection, policy: Policy) -> None:
-    """Load the policy's ingredients and drug names (a few dozen rows)."""
-    conn.execute("truncate core.policy_drug_names, core.policy_ingredients")
+
+def refresh_policy_tables(conn: psycopg.Connection, policy: Policy, schema: str = "core") -> None:
+    """Load the policy's ingredients and drug names (a few dozen rows) into
+    ``schema``'s policy tables."""
+    ingredients_table = sql.Identifier(schema, "policy_ingredients")
+    names_table = sql.Identifier(schema, "policy_drug_names")
+    conn.execute(sql.SQL("truncate {}, {}").format(names_table, ingredients_table))
     ingredients = policy.ingredients()
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into core.policy_ingredients"
-            " (ingredient, drug_class, rxcui, min_mg, max_mg, first_line)"
-            " values (%(ingredient)s, %(drug_class)s, %(rxcui)s, %(min_mg)s, %(max_mg)s,"
-            " %(first_line)s)",
+            sql.SQL(
+                "insert into {} (ingredient, drug_class, rxcui, min_mg, max_mg, first_line)"
+                " values (%(ingredient)s, %(drug_class)s, %(rxcui)s, %(min_mg)s, %(max_mg)s,"
+                " %(first_line)s)"
+            ).format(ingredients_table),
             ingredients,
         )
         cur.executemany(
-            "insert into core.policy_drug_names (ingredient, name, pattern)"
-            " values (%s, %s, %s) on conflict do nothing",
+            sql.SQL(
+                "insert into {} (ingredient, name, pattern) values (%s, %s, %s)"
+                " on conflict do nothing"
+            ).format(names_table),
             [
                 (i["ingredient"], name, r"\m" + re.sub(r"([^A-Za-z0-9 ])", r"\\\1", name) + r"\M")
                 for i in ingredients
@@ -56,11 +71,16 @@ def refresh_rule_table(conn: psycopg.Connection, rules: tuple[Rule, ...], params
 
 
 def build_model(
-    conn: psycopg.Connection, model: Model, params: dict, incremental: bool = False
+    conn: psycopg.Connection,
+    model: Model,
+    params: dict,
+    incremental: bool = False,
+    schema: str = "core",
 ) -> None:
-    """Build a derived table: all of it in ``core``, or (incremental) the
-    touched patients' rows in a temporary table that then replaces theirs."""
-    query = sql_for(model.path, incremental)
+    """Build a derived table: all of it in ``schema`` (reading the models
+    built there), or (incremental) the touched patients' rows in a temporary
+    table that then replaces theirs in ``core``."""
+    query = sql_for(model.path, incremental, schema)
     if incremental:
         temp = sql.Identifier("pg_temp", model.name)
         conn.execute(
@@ -85,7 +105,7 @@ def build_model(
             )
             conn.execute(sql.SQL("insert into {} select * from {}").format(stored, temp))
         return
-    table = sql.Identifier("core", model.name)
+    table = sql.Identifier(schema, model.name)
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(sql.SQL("create unlogged table {} as ").format(table) + query, params)
     for cols in model.indexes:
@@ -97,12 +117,13 @@ def build_model(
     conn.execute(sql.SQL("analyze {}").format(table))
     if model.counts:
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
-        conn.execute(sql.SQL("drop table if exists {}").format(model.counts_table))
+        counts = model.counts_table(schema)
+        conn.execute(sql.SQL("drop table if exists {}").format(counts))
         conn.execute(
             sql.SQL(
                 "create unlogged table {counts} as select {cols}, count(*) as patients"
                 " from {table} group by {cols}"
-            ).format(counts=model.counts_table, cols=cols, table=table)
+            ).format(counts=counts, cols=cols, table=table)
         )
 
 
@@ -110,7 +131,7 @@ def _adjust_counts(conn: psycopg.Connection, model: Model, temp: sql.Composable)
     """Incremental: the model's count table, less the touched patients' stored
     rows, plus their new rows (``temp``). The table is small (one row per
     combination), so it is rebuilt from the sums; groups treat nulls alike."""
-    stored, counts = sql.Identifier("core", model.name), model.counts_table
+    stored, counts = sql.Identifier("core", model.name), model.counts_table()
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in model.counts)
     conn.execute(
         sql.SQL(
@@ -130,26 +151,42 @@ def _adjust_counts(conn: psycopg.Connection, model: Model, temp: sql.Composable)
     conn.execute("drop table rx_counts")
 
 
-def run_rule(conn: psycopg.Connection, rule: Rule, params: dict, incremental: bool = False) -> int:
+def run_rule(
+    conn: psycopg.Connection,
+    rule: Rule,
+    params: dict,
+    incremental: bool = False,
+    schema: str = "audit",
+) -> int:
+    """Write the rule's cases into ``schema``'s ``run_cases`` (reading the
+    models of that schema, ``core`` for ``audit``); how many."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in CASE_COLUMNS)
     src = sql.SQL(", ").join(sql.SQL("c.") + sql.Identifier(c) for c in CASE_COLUMNS)
     stmt = (
-        sql.SQL(
-            "insert into audit.run_cases (run_id, {cols}) select %(run_id)s, {src} from ("
-        ).format(cols=cols, src=src)
-        + sql_for(rule.path, incremental)
+        sql.SQL("insert into {} (run_id, {cols}) select %(run_id)s, {src} from (").format(
+            sql.Identifier(schema, "run_cases"), cols=cols, src=src
+        )
+        + sql_for(rule.path, incremental, "core" if schema == "audit" else schema)
         + sql.SQL(") as c")
     )
     return conn.execute(stmt, params).rowcount
 
 
-def sql_for(path: Path, incremental: bool) -> sql.SQL:
+def sql_for(path: Path, incremental: bool, schema: str = "core") -> sql.SQL:
     """A model's or rule's SQL; incremental, it reads this audit's temporary
-    (touched-patient) derived tables instead of the stored ones."""
+    (touched-patient) derived tables instead of the stored ones; with another
+    ``schema``, the derived tables, the policy tables and the run's cases
+    built there (see :mod:`audit.engine.side_by_side`)."""
     text = path.read_text()  # our own file, never data
     if incremental:
         names = model_names()
         text = MODEL_REF.sub(
             lambda m: f"pg_temp.{m.group(1)}" if m.group(1) in names else m.group(0), text
         )
+    elif schema != "core":
+        names = model_names() | set(POLICY_TABLES)
+        text = MODEL_REF.sub(
+            lambda m: f"{schema}.{m.group(1)}" if m.group(1) in names else m.group(0), text
+        )
+        text = RUN_CASES_REF.sub(f"{schema}.run_cases", text)
     return sql.SQL(text)

@@ -41,6 +41,7 @@ ENGINE_PARAMETERS = frozenset({"as_of", "run_id", "history_start", "incremental"
 POST_RULE_MODELS = ("patient_sites", "patient_prescribers", "case_sites", "care_pathway")
 
 MODEL_REF = re.compile(r"\bcore\.(\w+)\b")
+RUN_CASES_REF = re.compile(r"\baudit\.run_cases\b")
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,16 @@ class Model:
     def path(self) -> Path:
         return DERIVE_DIR / f"{self.name}.sql"
 
-    @property
-    def counts_table(self) -> sql.Identifier:
-        return sql.Identifier("core", f"{self.name}_counts")
+    def counts_table(self, schema: str = "core") -> sql.Identifier:
+        return sql.Identifier(schema, f"{self.name}_counts")
 
     def references(self, names: set[str]) -> set[str]:
         return {m for m in MODEL_REF.findall(self.path.read_text()) if m in names} - {self.name}
+
+    @property
+    def reads_run_cases(self) -> bool:
+        """Whether it reads the run's cases (it is built after the rules)."""
+        return RUN_CASES_REF.search(self.path.read_text()) is not None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class Rule:
     @property
     def path(self) -> Path:
         return self.folder / "rule.sql"
+
+    def references(self, names: set[str]) -> set[str]:
+        return {m for m in MODEL_REF.findall(self.path.read_text()) if m in names}
 
     @property
     def fixtures(self) -> list[Path]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from audit.engine import side_by_side
 from audit.engine.build import build_model, refresh_policy_tables, refresh_rule_table, run_rule
 from audit.engine.cases import update_cases
 from audit.engine.catalogue import catalogue, engine_sha256, post_rule_models
@@ -162,48 +163,11 @@ def evaluate(
          params["order_fill_batches"], run_id),
     )  # fmt: skip
 
-    refresh_policy_tables(conn, policy)
     refresh_rule_table(conn, rules, params)
-    for model in models:
-        progress(f"derive {model.name}")
-        t = time.perf_counter()
-        build_model(conn, model, params, incremental)
-        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
-    result.timings["derive"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for rule in rules:
-        progress(f"rule {rule.id}")
-        t = time.perf_counter()
-        n = run_rule(conn, rule, params, incremental)
-        seconds = time.perf_counter() - t
-        result.timings[f"rule.{rule.id}"] = seconds
-        conn.execute(
-            "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
-            (run_id, rule.id, n, round(seconds, 3)),
-        )
-    # Fresh statistics serve the joins that follow (a run id the statistics
-    # have not seen is taken for one row). An incremental run's cases are the
-    # touched patients' (the others' carry over in audit.cases): the run ids'
-    # counts are all that changed much.
-    conn.execute("analyze audit.run_cases (run_id)" if incremental else "analyze audit.run_cases")
-    result.timings["rules"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    progress("care pathway")
-    for model in post_rule_models():
-        t = time.perf_counter()
-        build_model(conn, model, params, incremental)
-        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
-    if incremental:
-        conn.execute(
-            "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"
-        )
-        conn.execute("insert into audit.pathway select * from pg_temp.care_pathway")
-    else:
-        conn.execute("truncate audit.pathway")
-        conn.execute("insert into audit.pathway select * from core.care_pathway")
-    result.timings["pathway"] = time.perf_counter() - t0
+    planned = time.perf_counter() - t0
+    evaluate_patients = _evaluate_touched if incremental else _evaluate_everyone
+    evaluate_patients(conn, policy, models, rules, params, result, progress)
+    result.timings["derive"] += planned  # the derive stage includes the plan
 
     t0 = time.perf_counter()
     update_cases(
@@ -237,3 +201,101 @@ def evaluate(
     result.cohort_patients = conn.execute("select count(*) from core.ptsd_cohort").fetchone()[0]
     result.timings["cases"] = time.perf_counter() - t0
     return result
+
+
+def _evaluate_touched(
+    conn: psycopg.Connection,
+    policy: Policy,
+    models: tuple,
+    rules: tuple,
+    params: dict,
+    result: AuditResult,
+    progress: Callable[[str], None],
+) -> None:
+    """Incremental: the models, the rules and the models built after them,
+    one after another, for the touched patients, in the audit's transaction."""
+    t0 = time.perf_counter()
+    refresh_policy_tables(conn, policy)
+    for model in models:
+        progress(f"derive {model.name}")
+        t = time.perf_counter()
+        build_model(conn, model, params, incremental=True)
+        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
+    result.timings["derive"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for rule in rules:
+        progress(f"rule {rule.id}")
+        t = time.perf_counter()
+        n = run_rule(conn, rule, params, incremental=True)
+        _record_rule(conn, params["run_id"], rule.id, n, time.perf_counter() - t, result)
+    # Fresh statistics serve the joins that follow (a run id the statistics
+    # have not seen is taken for one row). An incremental run's cases are the
+    # touched patients' (the others' carry over in audit.cases): the run ids'
+    # counts are all that changed much.
+    conn.execute("analyze audit.run_cases (run_id)")
+    result.timings["rules"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress("care pathway")
+    for model in post_rule_models():
+        t = time.perf_counter()
+        build_model(conn, model, params, incremental=True)
+        result.timings[f"derive.{model.name}"] = time.perf_counter() - t
+    conn.execute(
+        "delete from audit.pathway as p using rx_touched as t where t.patient_id = p.patient_id"
+    )
+    conn.execute("insert into audit.pathway select * from pg_temp.care_pathway")
+    result.timings["pathway"] = time.perf_counter() - t0
+
+
+def _evaluate_everyone(
+    conn: psycopg.Connection,
+    policy: Policy,
+    models: tuple,
+    rules: tuple,
+    params: dict,
+    result: AuditResult,
+    progress: Callable[[str], None],
+) -> None:
+    """Full: every model and rule built side by side on connections of their
+    own (:mod:`audit.engine.side_by_side`), then moved into ``core`` and
+    ``audit.run_cases`` by the audit's transaction. ``derive`` is the wall
+    time of the build, ``rules`` and ``pathway`` that of the moves."""
+    t0 = time.perf_counter()
+    post = post_rule_models()
+    built = side_by_side.build(
+        conn, policy, side_by_side.steps(models, post, rules, params), progress
+    )
+    for name, seconds in built.seconds.items():
+        if name.startswith("derive "):
+            result.timings[f"derive.{name.removeprefix('derive ')}"] = seconds
+    result.timings["derive"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    refresh_policy_tables(conn, policy)
+    side_by_side.move_into_core(conn, models + post)
+    for rule in rules:
+        name = f"rule {rule.id}"
+        _record_rule(
+            conn, params["run_id"], rule.id, built.values[name], built.seconds[name], result
+        )
+    conn.execute("analyze audit.run_cases")
+    result.timings["rules"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress("care pathway")
+    conn.execute("truncate audit.pathway")
+    conn.execute("insert into audit.pathway select * from core.care_pathway")
+    result.timings["pathway"] = time.perf_counter() - t0
+
+
+def _record_rule(
+    conn: psycopg.Connection, run_id: str, rule_id: str, n: int, seconds: float,
+    result: AuditResult,
+) -> None:  # fmt: skip
+    result.timings[f"rule.{rule_id}"] = seconds
+    conn.execute(
+        "insert into audit.run_rules (run_id, rule_id, cases, seconds) values (%s, %s, %s, %s)",
+        (run_id, rule_id, n, round(seconds, 3)),
+    )
