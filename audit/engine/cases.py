@@ -123,7 +123,7 @@ def _update_evidence(conn: psycopg.Connection, incremental: bool) -> None:
         "insert into audit.case_evidence (case_id, patient_id, items)"
         " select e.case_id, min(e.patient_id), '[' || string_agg(concat_ws(',', e.kind,"
         "   e.start_on - date '1970-01-01', e.end_on - date '1970-01-01', l.idx), ','"
-        "   order by e.start_on, e.kind, l.idx) || ']'"
+        "   order by e.start_on, e.kind, l.idx, e.end_on) || ']'"
         " from rx_evidence as e inner join audit.evidence_labels as l on l.label = e.label"
         " group by e.case_id"
     )
