@@ -75,13 +75,17 @@ def test_every_model_and_rule_is_a_step_after_the_tables_it_reads():
     todo = {s.name: s for s in side_by_side.steps(models, post, rules, {})}
     assert set(todo) == {f"derive {m.name}" for m in models + post} | {
         f"rule {r.id}" for r in rules
-    } | {side_by_side.CASES_ANALYZED}
+    } | {side_by_side.CASES_ANALYZED, side_by_side.EVIDENCE}
     # the rules read the pre-rule models; the models reading the run's cases wait for all
     assert "derive fill_coverage" in todo["derive med_trials"].needs
     assert "derive tf_courses" in todo["rule PSY-INCOMPLETE"].needs
     assert todo[side_by_side.CASES_ANALYZED].needs == {f"rule {r.id}" for r in rules}
     assert side_by_side.CASES_ANALYZED in todo["derive care_pathway"].needs
     assert side_by_side.CASES_ANALYZED not in todo["derive patient_prescribers"].needs
+    # the evidence of the cases: after the run's cases and the fill days it looks up
+    assert todo[side_by_side.EVIDENCE].needs >= {
+        side_by_side.CASES_ANALYZED, "derive drug_fills", "derive fill_coverage"
+    }
     for step in todo.values():
         assert step.needs <= set(todo), step.name
 

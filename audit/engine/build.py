@@ -173,10 +173,15 @@ def run_rule(
 
 
 def sql_for(path: Path, incremental: bool, schema: str = "core") -> sql.SQL:
-    """A model's or rule's SQL; incremental, it reads this audit's temporary
-    (touched-patient) derived tables instead of the stored ones; with another
-    ``schema``, the derived tables, the policy tables and the run's cases
-    built there (see :mod:`audit.engine.side_by_side`)."""
+    """A model's or rule's SQL (:func:`text_for`)."""
+    return sql.SQL(text_for(path, incremental, schema))
+
+
+def text_for(path: Path, incremental: bool, schema: str = "core") -> str:
+    """A model's or rule's SQL text; incremental, it reads this audit's
+    temporary (touched-patient) derived tables instead of the stored ones;
+    with another ``schema``, the derived tables, the policy tables and the
+    run's cases built there (see :mod:`audit.engine.side_by_side`)."""
     text = path.read_text()  # our own file, never data
     if incremental:
         names = model_names()
@@ -189,4 +194,4 @@ def sql_for(path: Path, incremental: bool, schema: str = "core") -> sql.SQL:
             lambda m: f"{schema}.{m.group(1)}" if m.group(1) in names else m.group(0), text
         )
         text = RUN_CASES_REF.sub(f"{schema}.run_cases", text)
-    return sql.SQL(text)
+    return text

@@ -18,6 +18,7 @@ def update_cases(
     incremental: bool = False,
     policy_changed: bool = False,
     since_batch_no: int | None = None,
+    evidence_built: str | None = None,
 ) -> None:
     """Bring audit.cases (and their evidence rows) up to date with this run's findings.
 
@@ -35,7 +36,8 @@ def update_cases(
     A resolved case says why (``resolved_reason``): ``policy <version>`` when
     this run's policy differs from the previous run's and no batch since
     touched the patient (the policy change removed it), else ``data
-    corrected``. Its reviews are kept.
+    corrected``. Its reviews are kept. ``evidence_built``: the schema where
+    the evidence rows of a full audit were built (see :func:`_update_evidence`).
     """
     touched = (
         sql.SQL(" and patient_id in (select t.patient_id from rx_touched as t)")
@@ -88,29 +90,62 @@ def update_cases(
             "version": policy.version,
         },
     )
-    _update_evidence(conn, incremental)
+    _update_evidence(conn, incremental, evidence_built)
     if not incremental:
         conn.execute("analyze audit.cases")
         conn.execute("analyze audit.case_evidence")
 
 
-def _update_evidence(conn: psycopg.Connection, incremental: bool) -> None:
+#: The labels of ``{rows}`` (evidence rows) that the dictionary lacks, with
+#: the indexes they will have in it.
+NEW_LABELS = (
+    "select (select coalesce(max(idx), -1) from audit.evidence_labels)"
+    '   + row_number() over (order by n.label collate "C") as idx, n.label'
+    " from (select distinct e.label from {rows} as e where not exists"
+    "   (select 1 from audit.evidence_labels as l where l.label = e.label)) as n"
+)
+#: The evidence rows ``{rows}`` packed per case into the dashboard's form,
+#: their labels as indexes of the dictionary ``{labels}``.
+PACKED = (
+    "select e.case_id, min(e.patient_id) as patient_id, '[' || string_agg(concat_ws(',', e.kind,"
+    "   e.start_on - date '1970-01-01', e.end_on - date '1970-01-01', l.idx), ','"
+    "   order by e.start_on, e.kind, l.idx, e.end_on) || ']' as items"
+    " from {rows} as e inner join {labels} as l on l.label = e.label"
+    " group by e.case_id"
+)
+
+
+def _update_evidence(conn: psycopg.Connection, incremental: bool, built: str | None) -> None:
     """Rebuild audit.case_evidence: every case's, or the touched patients'.
 
     The evidence rows (``sql/report/case_evidence.sql``) are packed per case
-    into the dashboard's form; labels not seen before join the dictionary.
+    into the dashboard's form; labels not seen before join the dictionary. A
+    full audit finds both already built in the schema ``built``
+    (:mod:`audit.engine.side_by_side`).
     """
+    if built is not None:
+        conn.execute(
+            sql.SQL(
+                "insert into audit.evidence_labels (idx, label) select idx, label from {}"
+            ).format(sql.Identifier(built, "evidence_labels"))
+        )
+        conn.execute("truncate audit.case_evidence")
+        conn.execute(
+            sql.SQL(
+                "insert into audit.case_evidence (case_id, patient_id, items)"
+                " select case_id, patient_id, items from {}"
+            ).format(sql.Identifier(built, "case_evidence"))
+        )
+        return
     conn.execute(
         sql.SQL("create temp table rx_evidence on commit drop as ")
         + sql.SQL(CASE_EVIDENCE_SQL.read_text()),  # our own file, never data
         {"all": not incremental},
     )
+    rows = sql.Identifier("rx_evidence")
     conn.execute(
-        "insert into audit.evidence_labels (idx, label)"
-        " select (select coalesce(max(idx), -1) from audit.evidence_labels)"
-        '   + row_number() over (order by n.label collate "C"), n.label'
-        " from (select distinct e.label from rx_evidence as e where not exists"
-        "   (select 1 from audit.evidence_labels as l where l.label = e.label)) as n"
+        sql.SQL("insert into audit.evidence_labels (idx, label) ")
+        + sql.SQL(NEW_LABELS).format(rows=rows)
     )
     if incremental:
         conn.execute(
@@ -120,11 +155,7 @@ def _update_evidence(conn: psycopg.Connection, incremental: bool) -> None:
     else:
         conn.execute("truncate audit.case_evidence")
     conn.execute(
-        "insert into audit.case_evidence (case_id, patient_id, items)"
-        " select e.case_id, min(e.patient_id), '[' || string_agg(concat_ws(',', e.kind,"
-        "   e.start_on - date '1970-01-01', e.end_on - date '1970-01-01', l.idx), ','"
-        "   order by e.start_on, e.kind, l.idx, e.end_on) || ']'"
-        " from rx_evidence as e inner join audit.evidence_labels as l on l.label = e.label"
-        " group by e.case_id"
+        sql.SQL("insert into audit.case_evidence (case_id, patient_id, items) ")
+        + sql.SQL(PACKED).format(rows=rows, labels=sql.Identifier("audit", "evidence_labels"))
     )
     conn.execute("drop table rx_evidence")

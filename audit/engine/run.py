@@ -172,8 +172,10 @@ def evaluate(
     t0 = time.perf_counter()
     update_cases(
         conn, run_id, policy, incremental, policy_changed,
-        previous[1] if previous else None,
+        previous[1] if previous else None, None if incremental else side_by_side.SCHEMA,
     )  # fmt: skip
+    if not incremental:
+        side_by_side.clear(conn)
     counts = dict(
         conn.execute(
             "select rule_id, count(*) from audit.cases where status <> 'resolved' group by rule_id"

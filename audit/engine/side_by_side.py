@@ -20,6 +20,7 @@ failed build left in ``derive`` is dropped by the next one.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,13 +30,24 @@ import psycopg
 from psycopg import sql
 
 from audit import db
-from audit.engine.build import POLICY_TABLES, build_model, refresh_policy_tables, run_rule
-from audit.engine.catalogue import CASE_COLUMNS, Model, Rule
+from audit.engine.build import (
+    POLICY_TABLES,
+    build_model,
+    refresh_policy_tables,
+    run_rule,
+    text_for,
+)
+from audit.engine.cases import NEW_LABELS, PACKED
+from audit.engine.catalogue import CASE_COLUMNS, CASE_EVIDENCE_SQL, MODEL_REF, Model, Rule
 from audit.policy import Policy
 
 SCHEMA = "derive"
 WORKERS = 2
 CASES_ANALYZED = "the run's cases analysed"
+EVIDENCE = "case evidence"
+#: Built by the evidence step, read by the audit's transaction.
+EVIDENCE_TABLES = ("cases", "evidence_rows", "evidence_labels", "case_evidence")
+CASES_REF = re.compile(r"\baudit\.cases\b")
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,10 @@ def steps(
         needs = frozenset(f"derive {n}" for n in r.references(names))
         out.append(Step(f"rule {r.id}", _rule_step(r, params), needs))
     out.append(Step(CASES_ANALYZED, _analyze_cases, frozenset(f"rule {r.id}" for r in rules)))
+    looked_up = {
+        f"derive {n}" for n in MODEL_REF.findall(CASE_EVIDENCE_SQL.read_text()) if n in names
+    }
+    out.append(Step(EVIDENCE, _evidence, frozenset(looked_up | {CASES_ANALYZED})))
     return out
 
 
@@ -88,6 +104,39 @@ def _rule_step(rule: Rule, params: dict) -> Callable[[psycopg.Connection], int]:
 def _analyze_cases(conn: psycopg.Connection) -> None:
     """Statistics of the run's cases, for the models that read them."""
     conn.execute(sql.SQL("analyze {}").format(sql.Identifier(SCHEMA, "run_cases")))
+
+
+def _evidence(conn: psycopg.Connection) -> None:
+    """Every case's evidence rows (``sql/report/case_evidence.sql``) packed
+    as :func:`audit.engine.cases.update_cases` packs them, with the labels
+    the dictionary lacks, for the cases as the audit will leave them: this
+    run's, and the earlier ones it did not find again (they will be resolved)."""
+    table = {n: sql.Identifier(SCHEMA, n) for n in EVIDENCE_TABLES}
+    conn.execute(
+        sql.SQL(
+            "create unlogged table {cases} as"
+            " select r.case_id, r.patient_id, r.evidence from {run_cases} as r"
+            " union all"
+            " select c.case_id, c.patient_id, c.evidence from audit.cases as c"
+            " where not exists (select 1 from {run_cases} as r where r.case_id = c.case_id)"
+        ).format(cases=table["cases"], run_cases=sql.Identifier(SCHEMA, "run_cases"))
+    )
+    query = CASES_REF.sub(f"{SCHEMA}.cases", text_for(CASE_EVIDENCE_SQL, False, SCHEMA))
+    conn.execute(
+        sql.SQL("create unlogged table {} as ").format(table["evidence_rows"]) + sql.SQL(query),
+        {"all": True},
+    )
+    conn.execute(
+        sql.SQL("create unlogged table {} as ").format(table["evidence_labels"])
+        + sql.SQL(NEW_LABELS).format(rows=table["evidence_rows"])
+    )
+    labels = sql.SQL(
+        "(select idx, label from audit.evidence_labels union all select idx, label from {})"
+    ).format(table["evidence_labels"])
+    conn.execute(
+        sql.SQL("create unlogged table {} as ").format(table["case_evidence"])
+        + sql.SQL(PACKED).format(rows=table["evidence_rows"], labels=labels)
+    )
 
 
 def prepare(conn: psycopg.Connection, policy: Policy) -> None:
@@ -222,7 +271,7 @@ def _heights(todo: list[Step]) -> dict[str, int]:
 
 def move_into_core(conn: psycopg.Connection, models: tuple[Model, ...]) -> None:
     """In the audit's transaction: the built tables replace ``core``'s, the
-    run's cases go into ``audit.run_cases``; ``derive`` is left empty."""
+    run's cases go into ``audit.run_cases``."""
     for m in models:
         tables = [m.name] + ([f"{m.name}_counts"] if m.counts else [])
         for name in tables:
@@ -236,5 +285,9 @@ def move_into_core(conn: psycopg.Connection, models: tuple[Model, ...]) -> None:
             cols=cols, src=sql.Identifier(SCHEMA, "run_cases")
         )
     )
-    for name in ("run_cases", *POLICY_TABLES):
+
+
+def clear(conn: psycopg.Connection) -> None:
+    """In the audit's transaction, once all is moved: ``derive`` left empty."""
+    for name in ("run_cases", *POLICY_TABLES, *EVIDENCE_TABLES):
         conn.execute(sql.SQL("drop table {}").format(sql.Identifier(SCHEMA, name)))
