@@ -84,7 +84,9 @@ def test_every_model_and_rule_is_a_step_after_the_tables_it_reads():
     assert side_by_side.CASES_ANALYZED not in todo["derive patient_prescribers"].needs
     # the evidence of the cases: after the run's cases and the fill days it looks up
     assert todo[side_by_side.EVIDENCE].needs >= {
-        side_by_side.CASES_ANALYZED, "derive drug_fills", "derive fill_coverage"
+        side_by_side.CASES_ANALYZED,
+        "derive drug_fills",
+        "derive fill_coverage",
     }
     for step in todo.values():
         assert step.needs <= set(todo), step.name
