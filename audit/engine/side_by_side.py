@@ -180,6 +180,11 @@ def build(
     errors: list[BaseException] = []
     lock = threading.Condition()
     conns: list[psycopg.Connection] = []
+    said = threading.Lock()  # one progress line at a time, never two run together
+
+    def say(message: str) -> None:
+        with said:
+            progress(message)
 
     def next_step() -> Step | None:
         with lock:
@@ -198,7 +203,7 @@ def build(
     def work(conn: psycopg.Connection) -> None:
         try:
             while (step := next_step()) is not None:
-                progress(step.name)
+                say(step.name)
                 t = time.perf_counter()
                 value = step.run(conn)
                 with lock:
