@@ -4,8 +4,10 @@ One audit is one transaction under the loader's advisory lock: the derived
 tables are rebuilt, every rule writes its cases to ``audit.run_cases``, the
 care pathway is rebuilt, and ``audit.cases`` (with the evidence rows of each
 case, ``audit.case_evidence``) is brought up to date. An incremental audit
-does all of this for the touched patients only. A killed audit leaves the
-previous state whole.
+does all of this for the touched patients only. A full audit builds its
+tables on two connections of their own, side by side, and its transaction
+moves them in (:mod:`audit.engine.side_by_side`). A killed audit leaves the
+previous state whole. The data it reads is committed (each load commits).
 """
 
 from __future__ import annotations
