@@ -47,6 +47,33 @@ def test_each_step_starts_after_what_it_needs_and_independent_steps_run_side_by_
     assert len(pids) == 2 and conn.info.backend_pid not in pids
 
 
+def test_the_longest_chain_by_the_previous_build_s_seconds_starts_first(conn):
+    log: list = []
+    todo = [
+        side_by_side.Step("a", _sleeps(log, "a", 0)),
+        side_by_side.Step("b", _sleeps(log, "b", 0)),
+        side_by_side.Step("c", _sleeps(log, "c", 0), frozenset({"b"})),
+    ]
+    # by the number of steps, b (two in its chain) would come first
+    seconds = {"a": 30.0, "b": 1.0, "c": 1.0}
+    side_by_side.build(conn, policy.load(), todo, lambda msg: None, workers=1, seconds=seconds)
+    assert [name for kind, name, _, _ in log if kind == "start"] == ["a", "b", "c"]
+    log.clear()
+    side_by_side.build(conn, policy.load(), todo, lambda msg: None, workers=1)
+    assert [name for kind, name, _, _ in log if kind == "start"] == ["b", "c", "a"]
+
+
+def test_a_full_audit_records_its_steps_seconds_for_the_next(conn, tmp_path):
+    generate(200, 5, tmp_path / "b")
+    results = pipeline.ingest_batches(conn, [tmp_path / "b"])
+    run_id = pipeline.audit(conn, policy.load(), results)["run_id"]
+    recorded = side_by_side.last_seconds(conn)
+    assert {"derive fill_coverage", "rule BZD-PTSD", side_by_side.EVIDENCE} <= set(recorded)
+    assert all(v >= 0 for v in recorded.values())
+    stored = conn.execute("select step_seconds from audit.runs where run_id = %s", (run_id,))
+    assert stored.fetchone()[0] is not None
+
+
 def test_a_failing_step_stops_the_others_and_its_error_is_raised(conn):
     log: list = []
     todo = [

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from audit.engine import side_by_side
 from audit.engine.build import build_model, refresh_policy_tables, refresh_rule_table, run_rule
@@ -268,8 +269,13 @@ def _evaluate_everyone(
     time of the build, ``rules`` and ``pathway`` that of the moves."""
     t0 = time.perf_counter()
     post = post_rule_models()
+    todo = side_by_side.steps(models, post, rules, params)
     built = side_by_side.build(
-        conn, policy, side_by_side.steps(models, post, rules, params), progress
+        conn, policy, todo, progress, seconds=side_by_side.last_seconds(conn)
+    )
+    conn.execute(
+        "update audit.runs set step_seconds = %s where run_id = %s",
+        (Jsonb({k: round(v, 3) for k, v in built.seconds.items()}), params["run_id"]),
     )
     for name, seconds in built.seconds.items():
         if name.startswith("derive "):

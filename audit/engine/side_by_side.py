@@ -139,6 +139,17 @@ def _evidence(conn: psycopg.Connection) -> None:
     )
 
 
+def last_seconds(conn: psycopg.Connection) -> dict[str, float]:
+    """Each step's seconds in the latest full audit that recorded them."""
+    row = conn.execute(
+        "select step_seconds from audit.runs where step_seconds is not null"
+        " order by started_at desc, run_id desc limit 1"
+    ).fetchone()
+    if not row or not isinstance(row[0], dict):
+        return {}
+    return {k: float(v) for k, v in row[0].items() if isinstance(v, (int, float))}
+
+
 def prepare(conn: psycopg.Connection, policy: Policy) -> None:
     """Empty ``derive`` (what a failed build left), then create its run-cases
     and policy tables. ``conn`` is one of the builders' (autocommit)."""
@@ -168,12 +179,16 @@ def build(
     todo: list[Step],
     progress: Callable[[str], None],
     workers: int = WORKERS,
+    seconds: dict[str, float] | None = None,
 ) -> Built:
     """Run the steps on ``workers`` connections of their own (opened like
-    ``conn``), each once all it needs is done; the first error is raised
-    once every connection has stopped (the others' statements cancelled)."""
+    ``conn``), each once all it needs is done, the one with the longest
+    chain after it first (its length in ``seconds``, each step's time in the
+    previous build; a step without one counts as the median); the first
+    error is raised once every connection has stopped (the others'
+    statements cancelled)."""
     by_name = {s.name: s for s in todo}
-    height = _heights(todo)
+    height = _heights(todo, seconds or {})
     pending = set(by_name)
     running: set[str] = set()
     built = Built()
@@ -256,17 +271,20 @@ def _cancel(conn: psycopg.Connection) -> None:
         conn.cancel_safe(timeout=10)
 
 
-def _heights(todo: list[Step]) -> dict[str, int]:
-    """How many steps the longest chain from each step to the end holds."""
+def _heights(todo: list[Step], seconds: dict[str, float]) -> dict[str, float]:
+    """How long the longest chain from each step to the end takes."""
+    known = sorted(v for k, v in seconds.items() if k in {s.name for s in todo} and v >= 0)
+    usual = known[len(known) // 2] if known else 1.0
     needed_by: dict[str, list[str]] = {s.name: [] for s in todo}
     for s in todo:
         for n in s.needs:
             needed_by[n].append(s.name)
-    height: dict[str, int] = {}
+    height: dict[str, float] = {}
 
-    def h(name: str) -> int:
+    def h(name: str) -> float:
         if name not in height:
-            height[name] = 1 + max((h(n) for n in needed_by[name]), default=0)
+            own = seconds.get(name, usual)
+            height[name] = own + max((h(n) for n in needed_by[name]), default=0.0)
         return height[name]
 
     for s in todo:
