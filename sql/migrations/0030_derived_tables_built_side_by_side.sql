@@ -6,7 +6,8 @@
 -- audit's own transaction then moves them into core and the run's cases into
 -- audit.run_cases. Until it commits, core holds the previous audit's tables.
 -- Nothing else reads this schema; what a failed build left is dropped by the
--- next one.
+-- next one. It is created, not adopted: a schema of that name that is not
+-- rxaudit's stops the upgrade rather than have its tables dropped.
 create schema derive;
 revoke all on schema derive from public;
 alter schema derive owner to rxaudit_loader;
