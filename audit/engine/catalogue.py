@@ -44,6 +44,11 @@ MODEL_REF = re.compile(r"\bcore\.(\w+)\b")
 RUN_CASES_REF = re.compile(r"\baudit\.run_cases\b")
 
 
+def referenced(path: Path, names: set[str]) -> set[str]:
+    """Which of the models ``names`` the SQL file reads (its ``core.<name>``)."""
+    return {m for m in MODEL_REF.findall(path.read_text()) if m in names}
+
+
 @dataclass(frozen=True)
 class Model:
     name: str
@@ -62,7 +67,7 @@ class Model:
         return sql.Identifier(schema, f"{self.name}_counts")
 
     def references(self, names: set[str]) -> set[str]:
-        return {m for m in MODEL_REF.findall(self.path.read_text()) if m in names} - {self.name}
+        return referenced(self.path, names) - {self.name}
 
     @property
     def reads_run_cases(self) -> bool:
@@ -91,7 +96,7 @@ class Rule:
         return self.folder / "rule.sql"
 
     def references(self, names: set[str]) -> set[str]:
-        return {m for m in MODEL_REF.findall(self.path.read_text()) if m in names}
+        return referenced(self.path, names)
 
     @property
     def fixtures(self) -> list[Path]:

@@ -12,7 +12,8 @@ statement at a time, so the other connection sees them; the SQL reads
 ``derive.<x>`` for ``core.<x>`` (:func:`audit.engine.build.sql_for`), and the
 rules write ``derive.run_cases``. The audit's own transaction then moves the
 tables into ``core`` and the cases into ``audit.run_cases``
-(:func:`move_into_core`): until it commits, ``core`` holds the previous
+(:func:`move_into_core`), and the evidence into ``audit.case_evidence``
+(:func:`audit.engine.cases.update_cases`): until it commits, ``core`` holds the previous
 audit's tables, and a killed or failed audit leaves them whole. What a
 failed build left in ``derive`` is dropped by the next one.
 """
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 from psycopg import sql
@@ -38,7 +40,7 @@ from audit.engine.build import (
     text_for,
 )
 from audit.engine.cases import NEW_LABELS, PACKED
-from audit.engine.catalogue import CASE_COLUMNS, CASE_EVIDENCE_SQL, MODEL_REF, Model, Rule
+from audit.engine.catalogue import CASE_COLUMNS, CASE_EVIDENCE_SQL, Model, Rule, referenced
 from audit.policy import Policy
 
 SCHEMA = "derive"
@@ -75,30 +77,17 @@ def steps(
         needs = {f"derive {n}" for n in m.references(names)}
         if m.reads_run_cases:
             needs.add(CASES_ANALYZED)
-        out.append(Step(f"derive {m.name}", _model_step(m, params), frozenset(needs)))
+        build = partial(build_model, model=m, params=params, schema=SCHEMA)
+        out.append(Step(f"derive {m.name}", build, frozenset(needs)))
     for r in rules:
         needs = frozenset(f"derive {n}" for n in r.references(names))
-        out.append(Step(f"rule {r.id}", _rule_step(r, params), needs))
+        out.append(
+            Step(f"rule {r.id}", partial(run_rule, rule=r, params=params, schema=SCHEMA), needs)
+        )
     out.append(Step(CASES_ANALYZED, _analyze_cases, frozenset(f"rule {r.id}" for r in rules)))
-    looked_up = {
-        f"derive {n}" for n in MODEL_REF.findall(CASE_EVIDENCE_SQL.read_text()) if n in names
-    }
+    looked_up = {f"derive {n}" for n in referenced(CASE_EVIDENCE_SQL, names)}
     out.append(Step(EVIDENCE, _evidence, frozenset(looked_up | {CASES_ANALYZED})))
     return out
-
-
-def _model_step(model: Model, params: dict) -> Callable[[psycopg.Connection], None]:
-    def run(conn: psycopg.Connection) -> None:
-        build_model(conn, model, params, schema=SCHEMA)
-
-    return run
-
-
-def _rule_step(rule: Rule, params: dict) -> Callable[[psycopg.Connection], int]:
-    def run(conn: psycopg.Connection) -> int:
-        return run_rule(conn, rule, params, schema=SCHEMA)
-
-    return run
 
 
 def _analyze_cases(conn: psycopg.Connection) -> None:
